@@ -1,0 +1,75 @@
+"""Config presets (YAML files beside this module) and loading with overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from restorekit.configs.schema import Config
+from restorekit.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent
+
+
+def presets() -> list[str]:
+    """Names of the shipped presets, e.g. ``ne2ne-gauss25``."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.exists():
+        preset = PRESET_DIR / f"{source}.yaml"
+        if not preset.exists():
+            raise ConfigError(
+                f"no config file or preset named {str(source)!r}; presets: {', '.join(presets())}"
+            )
+        path = preset
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``section.field=value`` (value parsed as YAML) to a raw config mapping in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like KEY=VALUE, e.g. train.epochs=10")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-")) or "config"
+        given = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
+        lines.append(f"  {where}: {item['msg']}{given}")
+    return "\n".join(lines)
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Load a preset name, a YAML path or a mapping, apply ``KEY=VALUE`` overrides, validate."""
+    data = dict(source) if isinstance(source, dict) else _read_yaml(source)
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, str(source))) from None
+
+
+__all__ = ["Config", "apply_override", "load_config", "presets"]

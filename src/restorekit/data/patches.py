@@ -1,0 +1,90 @@
+"""Random training patches drawn reproducibly, so that a resumed run sees the same data.
+
+Every sample is a pure function of (seed, epoch, position): the sampler yields keys
+``(image_index, sample_seed)``; the data set crops and augments from ``sample_seed`` alone. This
+holds with any number of loader workers and makes mid-epoch resumption exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from restorekit.data.folders import to_unit_float
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Shuffled keys of one epoch, each image ``repeat`` times, starting at ``start``."""
+
+    def __init__(self, n_images: int, repeat: int, seed: int, epoch: int, start: int = 0) -> None:
+        self.n_images, self.repeat, self.seed, self.epoch, self.start = (
+            n_images, repeat, seed, epoch, start,
+        )
+
+    def __len__(self) -> int:
+        return self.n_images * self.repeat - self.start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng(derive_seed(self.seed, self.epoch))
+        order = rng.permutation(self.n_images * self.repeat) % self.n_images
+        for position in range(self.start, len(order)):
+            yield int(order[position]), derive_seed(self.seed, self.epoch, position)
+
+
+def _augment(array: np.ndarray, op: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an H x W x C array (op 0 is the identity)."""
+    if op & 4:
+        array = array[:, ::-1]
+    return np.rot90(array, op & 3)
+
+
+class PatchDataset(Dataset):
+    """Random ``patch_size`` crops of in-memory images, as C x H x W float32 tensors in [0, 1].
+
+    ``partners`` (optional) are images aligned with ``images`` (Noise2Noise pairs): they get the
+    same crop and augmentation. Images smaller than the patch are reflect-padded.
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        patch_size: int,
+        augment: bool,
+        partners: list[np.ndarray] | None = None,
+    ) -> None:
+        self.images, self.partners = images, partners
+        self.patch_size, self.augment = patch_size, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _crop(self, array: np.ndarray, top: int, left: int, op: int) -> torch.Tensor:
+        array = self._pad(array)[top : top + self.patch_size, left : left + self.patch_size]
+        return torch.from_numpy(to_unit_float(_augment(array, op)))
+
+    def _pad(self, array: np.ndarray) -> np.ndarray:
+        pad_h = max(0, self.patch_size - array.shape[0])
+        pad_w = max(0, self.patch_size - array.shape[1])
+        if pad_h or pad_w:
+            array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        return array
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        rng = np.random.default_rng(seed)
+        height, width = (max(s, self.patch_size) for s in self.images[index].shape[:2])
+        top = int(rng.integers(0, height - self.patch_size + 1))
+        left = int(rng.integers(0, width - self.patch_size + 1))
+        op = int(rng.integers(0, 8)) if self.augment else 0
+        sample = {"image": self._crop(self.images[index], top, left, op)}
+        if self.partners is not None:
+            sample["partner"] = self._crop(self.partners[index], top, left, op)
+        return sample

@@ -1,0 +1,54 @@
+"""What a run reports: console/log-file lines, TensorBoard scalars and images, a progress bar.
+
+Only rank 0 reports (set ``enabled=False`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
+        self.enabled = enabled
+        self.file = open(run_dir / "train.log", "a") if enabled else None  # noqa: SIM115
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not enabled or None,
+                        unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        tqdm.write(text, file=sys.stdout)
+        assert self.file is not None
+        self.file.write(text + "\n")
+        self.file.flush()
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def image(self, step: int, tag: str, pixels: torch.Tensor) -> None:
+        """``pixels``: C x H x W float in [0, 1]."""
+        if self.writer is not None:
+            self.writer.add_image(tag, pixels.clamp(0, 1), step)
+
+    def advance(self, loss: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.file is not None:
+            self.file.close()

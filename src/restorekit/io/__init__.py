@@ -1,0 +1,19 @@
+"""Image file input/output: see :mod:`restorekit.io.images` for the conventions."""
+
+from restorekit.io.images import (
+    IMAGE_EXTENSIONS,
+    Image,
+    float_to_array,
+    list_images,
+    read_image,
+    write_image,
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Image",
+    "float_to_array",
+    "list_images",
+    "read_image",
+    "write_image",
+]

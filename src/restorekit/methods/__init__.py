@@ -1,0 +1,25 @@
+"""Training methods: each builds its batch and computes its loss; see :mod:`.base`."""
+
+from __future__ import annotations
+
+from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod
+from restorekit.methods.n2c import Noise2Clean
+from restorekit.methods.n2n import Noise2Noise
+from restorekit.methods.ne2ne import Neighbor2Neighbor
+
+METHODS: dict[str, type[TrainingMethod]] = {
+    "n2c": Noise2Clean,
+    "n2n": Noise2Noise,
+    "ne2ne": Neighbor2Neighbor,
+}
+
+__all__ = [
+    "METHODS", "Batch", "build_method", "LossOutput", "Neighbor2Neighbor", "Noise2Clean", "Noise2Noise",
+    "Progress", "TrainingMethod",
+]
+
+
+def build_method(config: object) -> TrainingMethod:
+    """The method named by a method config section (see :mod:`restorekit.configs.schema`)."""
+    fields = config.model_dump()  # type: ignore[attr-defined]
+    return METHODS[fields.pop("name")](**fields)

@@ -1,0 +1,79 @@
+"""The one interface every training method implements.
+
+A method turns a batch of patches into the network's input and a loss. The engine calls
+``make_batch`` then ``loss`` and never needs to know which method it trains.
+
+Conventions: tensors are float32, N x C x H x W, values in [0, 1] for clean data (noisy values may
+fall outside). ``images`` are the patches the data set yields; ``partners`` are the aligned
+patches of a paired data set (Noise2Noise on two noisy folders), else ``None``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from restorekit.degrade.noise import NoiseModel
+from restorekit.errors import ConfigError
+
+
+@dataclass
+class Batch:
+    """What one training step works on."""
+
+    input: torch.Tensor
+    target: torch.Tensor | None = None
+    clean: torch.Tensor | None = None  # for monitoring only; never used by a self-supervised loss
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands; ``epoch`` counts from 1 as in the papers' code."""
+
+    epoch: int
+    epochs: int
+    step: int
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingMethod(ABC):
+    """How a batch is built and what the loss is."""
+
+    name: str
+    needs_noise: bool = False  # True when the method cannot run on real noisy data alone
+
+    def check(self, noise: NoiseModel | None, paired: bool) -> None:
+        """Raise :class:`ConfigError` when the data set-up does not fit the method."""
+        if self.needs_noise and noise is None:
+            raise ConfigError(f"method {self.name!r} needs a noise model: set 'noise' in the config")
+
+    @abstractmethod
+    def make_batch(
+        self,
+        images: torch.Tensor,
+        partners: torch.Tensor | None,
+        noise: NoiseModel | None,
+        generator: torch.Generator,
+    ) -> Batch: ...
+
+    @abstractmethod
+    def loss(
+        self, net: nn.Module, batch: Batch, progress: Progress, generator: torch.Generator
+    ) -> LossOutput: ...
+
+
+def regression_loss(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared (``l2``) or absolute (``l1``) error over all elements."""
+    if kind == "l2":
+        return torch.mean((prediction - target) ** 2)
+    if kind == "l1":
+        return torch.mean(torch.abs(prediction - target))
+    raise ConfigError(f"unknown loss {kind!r}; use 'l2' or 'l1'")

@@ -1,0 +1,26 @@
+"""Noise2Clean: supervised training on clean images with simulated noise (the reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from restorekit.degrade.noise import NoiseModel
+from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod, regression_loss
+
+
+@dataclass
+class Noise2Clean(TrainingMethod):
+    criterion: str = "l2"
+    name = "n2c"
+    needs_noise = True
+
+    def make_batch(self, images, partners, noise: NoiseModel | None, generator) -> Batch:
+        assert noise is not None
+        return Batch(input=noise(images, generator), target=images, clean=images)
+
+    def loss(self, net: nn.Module, batch: Batch, progress: Progress, generator) -> LossOutput:
+        assert batch.target is not None
+        value = regression_loss(self.criterion, net(batch.input), batch.target)
+        return LossOutput(value, {"loss": float(value.detach())})

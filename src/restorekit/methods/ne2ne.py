@@ -1,0 +1,51 @@
+"""Neighbor2Neighbor: self-supervised denoising from single noisy images (Huang et al. 2021).
+
+Loss = lambda1 * ||f(g1(y)) - g2(y)||^2
+     + lambda2 * r * ||f(g1(y)) - g2(y) - (g1(f(y)) - g2(f(y)))||^2,
+with g1, g2 the random neighbour sub-samplers, f(y) computed without a graph, and the regulariser
+weight ramped as r = epoch / epochs * increase_ratio (epoch from 1), as in the authors' code.
+The paper's gamma is lambda2 * increase_ratio at the end of training (2 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from restorekit.degrade.noise import NoiseModel
+from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod
+from restorekit.methods.neighbor_sampler import draw_neighbour_pairs, subsample
+
+
+@dataclass
+class Neighbor2Neighbor(TrainingMethod):
+    lambda1: float = 1.0
+    lambda2: float = 1.0
+    increase_ratio: float = 2.0
+    name = "ne2ne"
+
+    def make_batch(self, images, partners, noise: NoiseModel | None, generator) -> Batch:
+        if noise is None:  # a folder of real noisy images: no clean data at all
+            return Batch(input=images)
+        return Batch(input=noise(images, generator), clean=images)
+
+    def loss(
+        self, net: nn.Module, batch: Batch, progress: Progress, generator: torch.Generator
+    ) -> LossOutput:
+        noisy = batch.input
+        n, _, h, w = noisy.shape
+        pos1, pos2 = draw_neighbour_pairs(n, h, w, generator, device=noisy.device)
+        noisy_sub1, noisy_sub2 = subsample(noisy, pos1), subsample(noisy, pos2)
+        with torch.no_grad():
+            denoised = net(noisy)
+        exp_diff = subsample(denoised, pos1) - subsample(denoised, pos2)
+
+        diff = net(noisy_sub1) - noisy_sub2
+        ramp = progress.epoch / progress.epochs * self.increase_ratio
+        rec = torch.mean(diff**2)
+        reg = torch.mean((diff - exp_diff.to(diff.dtype)) ** 2)
+        total = self.lambda1 * rec + self.lambda2 * ramp * reg
+        return LossOutput(total, {"loss": float(total.detach()), "loss_rec": float(rec.detach()),
+                                  "loss_reg": float(reg.detach()), "reg_weight": self.lambda2 * ramp})

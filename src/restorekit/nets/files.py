@@ -1,0 +1,138 @@
+"""Model files: safetensors weights with a JSON descriptor in the file's metadata.
+
+A restorekit model file is self-describing: ``load_model_file`` rebuilds the network from the
+descriptor without the caller naming the architecture. Weights are read with safetensors only
+(no unpickling); a legacy PyTorch state dict (.pt/.pth) is read with ``weights_only=True`` and
+needs the descriptor from the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from restorekit.errors import ModelLoadError
+from restorekit.nets import build_net
+
+METADATA_KEY = "restorekit"
+
+
+class ModelDescriptor(BaseModel):
+    """What travels with the weights, so callers need not guess."""
+
+    model_config = ConfigDict(extra="allow")
+
+    arch: str
+    arch_args: dict[str, Any] = Field(default_factory=dict)
+    task: Literal["denoise", "upscale"] = "denoise"
+    in_channels: int = 3
+    out_channels: int = 3
+    scale: int = 1
+    size_multiple: int = 1
+    value_range: tuple[float, float] = (0.0, 1.0)
+    noise: str | None = None
+    method: str | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then move the file into place, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(path: str | Path, net: nn.Module, descriptor: ModelDescriptor) -> None:
+    """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    metadata = {METADATA_KEY: descriptor.model_dump_json()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_descriptor(path: str | Path) -> ModelDescriptor:
+    """The descriptor of a restorekit safetensors file."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
+    if METADATA_KEY not in metadata:
+        raise ModelLoadError(
+            f"{path}: safetensors file without a restorekit descriptor; it was not written by "
+            "restorekit (load its state dict yourself and pass a descriptor)"
+        )
+    try:
+        return ModelDescriptor.model_validate(json.loads(metadata[METADATA_KEY]))
+    except (ValidationError, json.JSONDecodeError) as error:
+        raise ModelLoadError(f"{path}: malformed restorekit descriptor: {error}") from None
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling refusal is reported the same way
+        raise ModelLoadError(
+            f"{path}: refused to load: not a plain state dict of tensors ({type(error).__name__}); "
+            "restorekit never unpickles arbitrary objects"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return state
+
+
+def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load ``tensors`` into ``net`` strictly; a mismatch error names every offending tensor."""
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append("missing tensors: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected tensors: " + ", ".join(unexpected))
+    if wrong:
+        problems.append("wrong shapes: " + ", ".join(wrong))
+    if problems:
+        raise ModelLoadError(f"{source}: weights do not fit the architecture; " + "; ".join(problems))
+    net.load_state_dict(tensors)
+
+
+def load_model_file(
+    path: str | Path, descriptor: ModelDescriptor | None = None
+) -> tuple[nn.Module, ModelDescriptor]:
+    """Rebuild the network of a model file and load its weights (CPU, eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    if descriptor is None:
+        if path.suffix != ".safetensors":
+            raise ModelLoadError(f"{path}: only .safetensors files carry a descriptor")
+        descriptor = read_descriptor(path)
+    net = build_net(descriptor.arch, **descriptor.arch_args)
+    load_state(net, _read_tensors(path), path)
+    return net.eval(), descriptor

@@ -1,0 +1,57 @@
+"""Shipped models: one folder each, holding ``model.safetensors``, ``card.md`` (how it was made)
+and ``eval/*.json`` (the output of ``restorekit eval --json`` on each benchmark set).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from restorekit.errors import ModelLoadError
+
+ZOO_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / "model.safetensors"
+
+    @property
+    def card(self) -> Path:
+        return self.folder / "card.md"
+
+    def evaluations(self) -> dict[str, dict[str, Any]]:
+        """Measured figures, keyed by benchmark file name (e.g. ``kodak24-gauss25``)."""
+        return {p.stem: json.loads(p.read_text()) for p in sorted(self.folder.glob("eval/*.json"))}
+
+
+def shipped_models() -> list[ZooModel]:
+    """All models that ship with the package, sorted by name."""
+    return [
+        ZooModel(p.parent.name, p.parent) for p in sorted(ZOO_DIR.glob("*/model.safetensors"))
+    ]
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Path of a shipped model's weights, or of a user's model file or training run folder."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return path / "model.safetensors"  # a zoo-style folder or a finished run
+    if path.is_dir() and (path / "checkpoints" / "best.safetensors").is_file():
+        return path / "checkpoints" / "best.safetensors"
+    if path.is_file():
+        return path
+    for model in shipped_models():
+        if model.name == str(name_or_path):
+            return model.weights
+    known = ", ".join(m.name for m in shipped_models()) or "none"
+    raise ModelLoadError(
+        f"no model file, run folder or shipped model named {str(name_or_path)!r}; shipped: {known}"
+    )

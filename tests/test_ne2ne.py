@@ -1,0 +1,66 @@
+import torch
+
+from restorekit.methods import Neighbor2Neighbor, Progress
+from restorekit.methods.neighbor_sampler import NEIGHBOUR_PAIRS, draw_neighbour_pairs, subsample
+
+
+def _coordinates(n, h, w):
+    """An image whose pixel values encode (row, column), the same in every channel."""
+    rows = torch.arange(h).view(h, 1).expand(h, w)
+    cols = torch.arange(w).view(1, w).expand(h, w)
+    code = (rows * 1000 + cols).float()
+    return code.expand(n, 3, h, w).clone()
+
+
+def test_subimages_take_neighbouring_pixels_of_the_same_cell():
+    n, h, w = 2, 16, 12
+    image = _coordinates(n, h, w)
+    pos1, pos2 = draw_neighbour_pairs(n, h, w, torch.Generator().manual_seed(0))
+    sub1, sub2 = subsample(image, pos1), subsample(image, pos2)
+    assert sub1.shape == (n, 3, h // 2, w // 2)
+    r1, c1 = sub1 // 1000, sub1 % 1000
+    r2, c2 = sub2 // 1000, sub2 % 1000
+    cell_r = torch.arange(h // 2).view(1, 1, -1, 1)
+    cell_c = torch.arange(w // 2).view(1, 1, 1, -1)
+    for r, c in ((r1, c1), (r2, c2)):  # both pixels lie in their 2x2 cell
+        assert torch.equal(r // 2, cell_r.expand_as(r)) and torch.equal(c // 2, cell_c.expand_as(c))
+    distance = (r1 - r2).abs() + (c1 - c2).abs()
+    assert torch.all(distance == 1)  # horizontal or vertical neighbours, never diagonal or equal
+    assert torch.equal(sub1[:, 0], sub1[:, 2])  # one draw shared by all channels
+
+
+def test_all_eight_neighbour_pairs_are_drawn_uniformly():
+    pos1, pos2 = draw_neighbour_pairs(64, 64, 64, torch.Generator().manual_seed(1))
+    codes = (pos1 * 4 + pos2).flatten()
+    counts = torch.bincount(codes, minlength=16).float()
+    expected = {int(a * 4 + b) for a, b in NEIGHBOUR_PAIRS}
+    assert {int(i) for i in torch.nonzero(counts).flatten()} == expected
+    share = counts[sorted(expected)] / codes.numel()
+    assert torch.all((share - 1 / 8).abs() < 0.01)
+
+
+def test_regulariser_weight_ramps_with_epoch():
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    method = Neighbor2Neighbor(lambda1=1.0, lambda2=1.0, increase_ratio=2.0)
+    batch = method.make_batch(torch.rand(2, 3, 8, 8), None, None, torch.Generator())
+    weights = [
+        method.loss(net, batch, Progress(e, 100, 1), torch.Generator().manual_seed(0)).parts[
+            "reg_weight"
+        ]
+        for e in (1, 50, 100)
+    ]
+    assert weights == [0.02, 1.0, 2.0]
+
+
+def test_full_image_pass_builds_no_graph():
+    calls = []
+
+    class Spy(torch.nn.Conv2d):
+        def forward(self, x):
+            calls.append(torch.is_grad_enabled())
+            return super().forward(x)
+
+    method = Neighbor2Neighbor()
+    batch = method.make_batch(torch.rand(1, 3, 8, 8), None, None, torch.Generator())
+    method.loss(Spy(3, 3, 3, padding=1), batch, Progress(1, 1, 1), torch.Generator())
+    assert calls == [False, True]
