@@ -146,6 +146,7 @@ def train(
         val_names = val_names[: len(val_images)]
 
     # Network and optimizer.
+    torch.manual_seed(tc.seed)  # initial weights
     net = build_net(cfg.model.arch, in_channels=cfg.model.in_channels,
                     out_channels=cfg.model.out_channels, features=cfg.model.features)
     memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format

@@ -1,0 +1,241 @@
+"""Training and inference speed of restorekit, with and without channels_last.
+
+Training: the trainer's step (engine/trainer.py) for n2c, n2n and ne2ne at each preset's settings
+(batch 4, patch 256, U-Net with 48 features), on random crops of a real image. Inference: predict()
+on a Kodak-sized 768x512 RGB image. Speeds are medians over interleaved repeats and are compared as
+ratios against the plain (contiguous NCHW) run in the same process.
+
+    python benchmarks/speed.py            # full benchmark (minutes)
+    python benchmarks/speed.py --quick    # a few seconds: only checks that the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from restorekit.configs import Config, load_config
+from restorekit.data import EpochSampler, PatchDataset, load_images
+from restorekit.data.folders import to_unit_float
+from restorekit.data.patches import derive_seed
+from restorekit.degrade.noise import parse_noise
+from restorekit.engine.trainer import learning_rate
+from restorekit.infer.predict import predict
+from restorekit.methods import Progress, build_method
+from restorekit.nets import build_net
+
+ROOT = Path(__file__).resolve().parents[1]
+KODAK = ROOT.parent / "shared" / "data" / "Kodak24"
+METHODS = ("n2c", "n2n", "ne2ne")
+LAYOUTS = ("plain", "channels_last")
+
+
+def source_image(height: int, width: int) -> tuple[np.ndarray, str]:
+    """An H x W x 3 uint8 image: kodim01 from Kodak24 if present, else a smooth synthetic one."""
+    path = KODAK / "kodim01.png"
+    if path.exists():
+        return load_images([path], 3)[0][0], str(path)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = [np.sin(6 * x + 2 * y), np.cos(5 * y - 3 * x), np.sin(4 * (x + y))]
+    return (np.stack(channels, axis=-1) * 127.5 + 127.5).astype(np.uint8), "synthetic"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device) -> dict[str, list]:
+    """Seconds of each run, alternating between runs on every repeat so drift hits both alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            sync(device)
+            start = time.perf_counter()
+            run()
+            sync(device)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def summary(seconds: dict[str, list[float]], amounts: dict[str, float]) -> dict:
+    """Per layout: raw seconds, their median and each amount per median second; plus the ratio
+    of speeds channels_last / plain."""
+    result: dict = {}
+    for lay in LAYOUTS:
+        median = statistics.median(seconds[lay])
+        rates = {key: amount / median for key, amount in amounts.items()}
+        result[lay] = {"seconds": seconds[lay], "median_s": median, **rates}
+    result["ratio"] = result["plain"]["median_s"] / result["channels_last"]["median_s"]
+    return result
+
+
+def make_net(cfg: Config, channels_last: bool, device: torch.device) -> torch.nn.Module:
+    torch.manual_seed(cfg.train.seed)  # the same initial weights for both layouts
+    net = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return net.to(device, memory_format=memory_format)
+
+
+def make_step(cfg: Config, channels_last: bool, device: torch.device, total_steps: int):
+    """One training step exactly as in engine/trainer.train (no logging, no checkpoints)."""
+    tc = cfg.train
+    noise = parse_noise(cfg.noise) if cfg.noise else None
+    method = build_method(cfg.method)
+    method.check(noise, paired=False)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    net = make_net(cfg, channels_last, device).train()
+    optimizer = torch.optim.Adam(
+        net.parameters(),
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        weight_decay=cfg.optim.weight_decay,
+    )
+    use_amp = device.type == "cuda" and tc.precision != "fp32"
+    amp_dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and tc.precision == "fp16")
+    counter = itertools.count(1)
+
+    def step(sample: dict[str, torch.Tensor]) -> None:
+        index = next(counter)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, index, total_steps)
+        generator = torch.Generator(device).manual_seed(derive_seed(tc.seed, index))
+        images = sample["image"].to(device, memory_format=memory_format)
+        batch = method.make_batch(images, None, noise, generator)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            out = method.loss(net, batch, Progress(1, tc.epochs, index), generator)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(out.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
+
+
+def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> dict:
+    """Training steps of the preset ``{name}-gauss25`` (patch size from ``args``)."""
+    cfg = load_config(f"{name}-gauss25", [f"data.patch_size={args.patch}"])
+    n = args.warmup + args.steps
+    # The trainer's data path (workers=0): patches drawn before timing, the same for both layouts.
+    dataset = PatchDataset([image], cfg.data.patch_size, cfg.data.augment)
+    sampler = EpochSampler(1, n * cfg.train.batch_size, cfg.train.seed, epoch=1)
+    batches = list(DataLoader(dataset, cfg.train.batch_size, sampler=sampler, drop_last=True))
+    total = args.warmup + args.steps * args.repeats
+    steps = {lay: make_step(cfg, lay != "plain", device, total) for lay in LAYOUTS}
+    for step in steps.values():
+        for sample in batches[: args.warmup]:
+            step(sample)
+    timed = batches[args.warmup :]
+    runs = {lay: lambda s=step: [s(b) for b in timed] for lay, step in steps.items()}
+    seconds = interleaved(runs, args.repeats, device)
+    images = args.steps * cfg.train.batch_size
+    settings = {"batch_size": cfg.train.batch_size, "patch_size": cfg.data.patch_size}
+    settings |= {"features": cfg.model.features, "noise": cfg.noise}
+    return settings | summary(seconds, {"steps_per_s": args.steps, "images_per_s": images})
+
+
+def bench_inference(image: np.ndarray, args, device: torch.device) -> dict:
+    """predict() on one image, as validation and `restorekit denoise` run it."""
+    cfg = load_config("ne2ne-gauss25")  # the network only: the same U-Net for every method
+    x = torch.from_numpy(to_unit_float(image))[None].to(device)
+    nets = {lay: make_net(cfg, lay != "plain", device).eval() for lay in LAYOUTS}
+    multiple = nets["plain"].size_multiple  # 32
+    runs = {
+        lay: lambda n=net, cl=lay != "plain": predict(n, x, multiple, cl)
+        for lay, net in nets.items()
+    }
+    for run in runs.values():  # warm-up
+        run()
+    seconds = interleaved(runs, args.repeats, device)
+    height, width = image.shape[:2]
+    settings = {"height": height, "width": width, "size_multiple": multiple}
+    return settings | summary(seconds, {"megapixels_per_s": height * width / 1e6})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="patch 64, 2 timed steps, a 128x96 image: checks the script only",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--steps", type=int, help="timed training steps per repeat (default 10)")
+    parser.add_argument("--warmup", type=int, help="untimed training steps first (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed repeats, median reported (default 3)")
+    args = parser.parse_args()
+    quick = args.quick
+    for key, full, short in (("steps", 10, 2), ("warmup", 3, 1), ("repeats", 3, 1)):
+        if getattr(args, key) is None:
+            setattr(args, key, short if quick else full)
+    args.patch = 64 if quick else 256
+    width, height = (128, 96) if quick else (768, 512)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    image, source = source_image(512, 768)  # kodim01 is 768x512 (landscape)
+    training = {name: bench_training(name, image, args, device) for name in METHODS}
+    inference = bench_inference(image[:height, :width], args, device)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, image {source}")
+    batch = training["n2c"]["batch_size"]
+    print(f"training: batch {batch}, patch {args.patch}, {args.steps} steps x {args.repeats} rep.")
+    print(
+        f"{'method':8} {'plain img/s':>12} {'cl img/s':>10} {'plain step/s':>13} "
+        f"{'cl step/s':>10} {'cl/plain':>9}"
+    )
+    for name, r in training.items():
+        plain, cl = r["plain"], r["channels_last"]
+        print(
+            f"{name:8} {plain['images_per_s']:12.2f} {cl['images_per_s']:10.2f} "
+            f"{plain['steps_per_s']:13.3f} {cl['steps_per_s']:10.3f} {r['ratio']:9.3f}"
+        )
+    print(
+        f"inference {width}x{height} (median of {args.repeats}): "
+        f"plain {inference['plain']['megapixels_per_s']:.3f} MP/s, "
+        f"channels_last {inference['channels_last']['megapixels_per_s']:.3f} MP/s, "
+        f"cl/plain {inference['ratio']:.3f}"
+    )
+
+    report = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": {"processor": platform.processor(), **platform.uname()._asdict()},
+        "device": str(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": {
+            "quick": quick,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "patch_size": args.patch,
+            "image": source,
+            "inference_size": [width, height],
+            "data_loading_timed": False,
+        },
+        "training": training,
+        "inference": inference,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Shared fixtures: small real photographs (scikit-image's public-domain samples) on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from restorekit.configs import load_config
+from restorekit.io import write_image
+
+torch.set_num_threads(1)  # tests are small; one thread keeps them steady next to other work
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A 256 x 256 RGB uint8 photograph."""
+    return np.ascontiguousarray(data.astronaut()[::2, ::2])
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    """Four 96 x 128 RGB PNG crops of a photograph."""
+    folder = tmp_path / "photos"
+    for i, (top, left) in enumerate([(0, 0), (100, 20), (150, 120), (40, 128)]):
+        write_image(folder / f"img{i}.png", astronaut[top : top + 96, left : left + 128])
+    return folder
+
+
+def tiny_config(folder: Path, method: str = "ne2ne", **fields: object):
+    """A fast config: small U-Net, 64-pixel patches, batch 2."""
+    overrides = [
+        f"data.train=['{folder}']", "model.features=8", "data.patch_size=64",
+        "train.batch_size=2", "train.epochs=2", "train.log_every=1", "train.checkpoint_every=3",
+    ]
+    overrides += [f"{k}={v}" for k, v in fields.items()]
+    return load_config(f"{method}-gauss25", overrides)

@@ -1,0 +1,133 @@
+import re
+import signal
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file
+
+from restorekit.data import EpochSampler, PatchDataset
+from restorekit.degrade import parse_noise
+from restorekit.engine import TrainingInterrupted, train
+from restorekit.errors import ConfigError, RestorekitError
+from restorekit.infer import load_model
+from restorekit.io import write_image
+from restorekit.methods import Neighbor2Neighbor
+from restorekit.metrics import psnr
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_sampler_is_a_pure_function_of_seed_epoch_and_position():
+    full = list(EpochSampler(5, 2, seed=3, epoch=4))
+    assert sorted(i for i, _ in full) == sorted(list(range(5)) * 2)
+    assert list(EpochSampler(5, 2, seed=3, epoch=4, start=6)) == full[6:]
+    assert list(EpochSampler(5, 2, seed=3, epoch=5)) != full
+
+
+def test_patches_are_reproducible_and_paired_crops_align(astronaut):
+    ds = PatchDataset([astronaut], 64, augment=True, partners=[astronaut.copy()])
+    a, b = ds[(0, 123)], ds[(0, 123)]
+    assert torch.equal(a["image"], b["image"]) and a["image"].shape == (3, 64, 64)
+    assert torch.equal(a["image"], a["partner"])
+    assert 0 <= float(a["image"].min()) and float(a["image"].max()) <= 1
+
+
+def test_small_images_are_padded_to_the_patch(astronaut):
+    ds = PatchDataset([astronaut[:40, :50]], 64, augment=False)
+    assert ds[(0, 1)]["image"].shape == (3, 64, 64)
+
+
+def test_resumed_run_matches_uninterrupted_run(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, **{"train.epochs": 3})  # 2 steps/epoch, 6 in all
+    straight = train(cfg, tmp_path / "straight")
+    train(cfg, tmp_path / "split", max_steps=3)  # stops mid-epoch
+    resumed = train(cfg, tmp_path / "split", resume=True)
+    assert straight.steps == resumed.steps == 6
+    a, b = _weights(straight.model_path), _weights(resumed.model_path)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_continues(photo_folder, tmp_path, monkeypatch):
+    cfg = tiny_config(photo_folder)
+    original = Neighbor2Neighbor.loss
+
+    def loss_then_sigterm(self, net, batch, progress, generator):
+        if progress.step == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return original(self, net, batch, progress, generator)
+
+    monkeypatch.setattr(Neighbor2Neighbor, "loss", loss_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "last.state.pt").exists()
+    monkeypatch.setattr(Neighbor2Neighbor, "loss", original)
+    assert train(cfg, tmp_path / "run", resume=True).steps == 4
+
+
+def test_a_finished_run_folder_is_not_overwritten(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, **{"train.epochs": 1})
+    train(cfg, tmp_path / "run")
+    with pytest.raises(RestorekitError, match="already holds a run"):
+        train(cfg, tmp_path / "run")
+
+
+def test_resume_without_checkpoint_says_so(tmp_path, photo_folder):
+    with pytest.raises(RestorekitError, match="no checkpoint to resume"):
+        train(tiny_config(photo_folder), tmp_path / "empty", resume=True)
+
+
+def test_run_writes_log_lines_tensorboard_and_best_checkpoint(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, **{"data.val": f"'{photo_folder}'", "data.val_max_images": 1})
+    train(cfg, tmp_path / "run")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert re.search(r"^epoch\[1\], iter\[1\], loss:\d+\.\d{6}, [\d.]+ imgs/sec, lr:\d\.\d\de-\d\d$",
+                     log, re.MULTILINE)
+    assert "validation epoch[2]: PSNR" in log
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
+    descriptor = load_model(tmp_path / "run").descriptor  # a run folder loads as a model
+    assert descriptor.arch == "unet-n2n" and descriptor.training["step"] == 4
+
+
+def test_too_few_images_for_a_batch_is_a_clear_error(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, **{"train.batch_size": 9})
+    with pytest.raises(ConfigError, match="less than one batch"):
+        train(cfg, tmp_path / "run")
+
+
+def test_n2n_trains_on_two_noisy_folders_matched_by_name(tmp_path, astronaut):
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        for i in range(2):
+            noisy = astronaut[:64, i * 64 : i * 64 + 64] + rng.normal(0, 20, (64, 64, 3))
+            write_image(tmp_path / folder / f"{i}.png", np.clip(noisy, 0, 255).astype(np.uint8))
+    cfg = tiny_config(tmp_path / "a", "n2n", noise="null", **{"data.pairs": f"'{tmp_path / 'b'}'"})
+    assert train(cfg, tmp_path / "run").steps == 2
+    (tmp_path / "b" / "1.png").unlink()
+    with pytest.raises(ConfigError, match="matched by file name"):
+        train(cfg, tmp_path / "run2")
+
+
+@pytest.mark.parametrize("method", ["n2c", "n2n"])
+def test_supervised_and_noise2noise_steps_run(photo_folder, tmp_path, method):
+    assert train(tiny_config(photo_folder, method), tmp_path / "run").steps == 4
+
+
+def test_short_ne2ne_run_on_a_real_image_lowers_the_error(tmp_path, astronaut):
+    write_image(tmp_path / "data" / "astronaut.png", astronaut)
+    cfg = tiny_config(tmp_path / "data", **{
+        "model.features": 16, "train.batch_size": 4, "data.repeat": 1600, "train.epochs": 1,
+        "optim.lr": 1e-3, "optim.milestones": "[0.8]",  "train.log_every": 1000, "train.checkpoint_every": 1000})
+    result = train(cfg, tmp_path / "run")  # 400 steps of Neighbor2Neighbor, no clean target
+    noisy = parse_noise("gauss25").sample_numpy(astronaut.transpose(2, 0, 1) / 255.0,
+                                                np.random.default_rng(0)).transpose(1, 2, 0)
+    denoised = load_model(result.model_path).denoise(noisy)
+    to8 = lambda x: np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
+    before, after = psnr(astronaut, to8(noisy)), psnr(astronaut, to8(denoised))
+    assert after > before + 2.5, (before, after)  # seeds 0-2 gave margins above 2.5 dB
