@@ -33,8 +33,13 @@ def photo_folder(tmp_path: Path, astronaut: np.ndarray) -> Path:
 def tiny_config(folder: Path, method: str = "ne2ne", **fields: object):
     """A fast config: small U-Net, 64-pixel patches, batch 2."""
     overrides = [
-        f"data.train=['{folder}']", "model.features=8", "data.patch_size=64",
-        "train.batch_size=2", "train.epochs=2", "train.log_every=1", "train.checkpoint_every=3",
+        f"data.train=['{folder}']",
+        "model.features=8",
+        "data.patch_size=64",
+        "train.batch_size=2",
+        "train.epochs=2",
+        "train.log_every=1",
+        "train.checkpoint_every=3",
     ]
     overrides += [f"{k}={v}" for k, v in fields.items()]
     return load_config(f"{method}-gauss25", overrides)

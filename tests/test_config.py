@@ -16,8 +16,14 @@ def test_ne2ne_preset_has_the_papers_defaults():
 
 
 def test_all_presets_of_the_issue_ship_and_validate():
-    expected = {"ne2ne-gauss25", "ne2ne-gauss5_50", "ne2ne-poisson30", "ne2ne-poisson5_50",
-                "n2n-gauss25", "n2c-gauss25"}
+    expected = {
+        "ne2ne-gauss25",
+        "ne2ne-gauss5_50",
+        "ne2ne-poisson30",
+        "ne2ne-poisson5_50",
+        "n2n-gauss25",
+        "n2c-gauss25",
+    }
     assert expected <= set(presets())
     noises = {name: load_config(name).noise for name in expected}
     assert noises["ne2ne-poisson5_50"] == "poisson:5-50"

@@ -33,7 +33,7 @@ def test_patches_are_reproducible_and_paired_crops_align(astronaut):
     a, b = ds[(0, 123)], ds[(0, 123)]
     assert torch.equal(a["image"], b["image"]) and a["image"].shape == (3, 64, 64)
     assert torch.equal(a["image"], a["partner"])
-    assert 0 <= float(a["image"].min()) and float(a["image"].max()) <= 1
+    assert float(a["image"].min()) >= 0 and float(a["image"].max()) <= 1
 
 
 def test_small_images_are_padded_to_the_patch(astronaut):
@@ -86,8 +86,11 @@ def test_run_writes_log_lines_tensorboard_and_best_checkpoint(photo_folder, tmp_
     cfg = tiny_config(photo_folder, **{"data.val": f"'{photo_folder}'", "data.val_max_images": 1})
     train(cfg, tmp_path / "run")
     log = (tmp_path / "run" / "train.log").read_text()
-    assert re.search(r"^epoch\[1\], iter\[1\], loss:\d+\.\d{6}, [\d.]+ imgs/sec, lr:\d\.\d\de-\d\d$",
-                     log, re.MULTILINE)
+    assert re.search(
+        r"^epoch\[1\], iter\[1\], loss:\d+\.\d{6}, [\d.]+ imgs/sec, lr:\d\.\d\de-\d\d$",
+        log,
+        re.MULTILINE,
+    )
     assert "validation epoch[2]: PSNR" in log
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
@@ -121,12 +124,25 @@ def test_supervised_and_noise2noise_steps_run(photo_folder, tmp_path, method):
 
 def test_short_ne2ne_run_on_a_real_image_lowers_the_error(tmp_path, astronaut):
     write_image(tmp_path / "data" / "astronaut.png", astronaut)
-    cfg = tiny_config(tmp_path / "data", **{
-        "model.features": 16, "train.batch_size": 4, "data.repeat": 1600, "train.epochs": 1,
-        "optim.lr": 1e-3, "optim.milestones": "[0.8]",  "train.log_every": 1000, "train.checkpoint_every": 1000})
+    cfg = tiny_config(
+        tmp_path / "data",
+        **{
+            "model.features": 16,
+            "train.batch_size": 4,
+            "data.repeat": 1600,
+            "train.epochs": 1,
+            "optim.lr": 1e-3,
+            "optim.milestones": "[0.8]",
+            "train.log_every": 1000,
+            "train.checkpoint_every": 1000,
+        },
+    )
     result = train(cfg, tmp_path / "run")  # 400 steps of Neighbor2Neighbor, no clean target
-    noisy = parse_noise("gauss25").sample_numpy(astronaut.transpose(2, 0, 1) / 255.0,
-                                                np.random.default_rng(0)).transpose(1, 2, 0)
+    noisy = (
+        parse_noise("gauss25")
+        .sample_numpy(astronaut.transpose(2, 0, 1) / 255.0, np.random.default_rng(0))
+        .transpose(1, 2, 0)
+    )
     denoised = load_model(result.model_path).denoise(noisy)
     to8 = lambda x: np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
     before, after = psnr(astronaut, to8(noisy)), psnr(astronaut, to8(denoised))

@@ -314,7 +314,7 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temp_file(tmp_path, monk
     before = path.read_bytes()
 
     def crashing_save(self, fp, *args, **kwargs):
-        fp.write(b"half an image")
+        Path(fp).write_bytes(b"half an image")
         raise RuntimeError("simulated crash")
 
     monkeypatch.setattr(PILImage.Image, "save", crashing_save)

@@ -8,14 +8,22 @@ from restorekit.errors import NoiseSpecError
 
 @pytest.mark.parametrize(
     ("spec", "canonical"),
-    [("gauss25", "gauss:25"), ("gauss5_50", "gauss:5-50"), ("poisson30", "poisson:30"),
-     ("poisson5_50", "poisson:5-50"), ("gauss:12.5", "gauss:12.5"), ("poisson:5-50", "poisson:5-50")],
+    [
+        ("gauss25", "gauss:25"),
+        ("gauss5_50", "gauss:5-50"),
+        ("poisson30", "poisson:30"),
+        ("poisson5_50", "poisson:5-50"),
+        ("gauss:12.5", "gauss:12.5"),
+        ("poisson:5-50", "poisson:5-50"),
+    ],
 )
 def test_presets_and_specs_parse_to_canonical_form(spec, canonical):
     assert parse_noise(spec).spec == canonical
 
 
-@pytest.mark.parametrize("bad", ["gauss", "gauss:", "gauss:a", "salt:3", "gauss:50-5", "poisson:0", ""])
+@pytest.mark.parametrize(
+    "bad", ["gauss", "gauss:", "gauss:a", "salt:3", "gauss:50-5", "poisson:0", ""]
+)
 def test_bad_spec_error_lists_valid_forms(bad):
     with pytest.raises(NoiseSpecError) as info:
         parse_noise(bad)

@@ -29,17 +29,36 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", required=False)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config field, e.g. --set train.epochs=10 (repeatable).")
-@click.option("--data", type=click.Path(path_type=Path), multiple=True,
-              help="Training image folder (repeatable); replaces data.train.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field, e.g. --set train.epochs=10 (repeatable).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Training image folder (repeatable); replaces data.train.",
+)
 @click.option("--val", type=click.Path(path_type=Path), help="Clean validation images.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (default runs/CONFIG).")
-@click.option("--resume", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Continue the run in this folder from its last checkpoint.")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Continue the run in this folder from its last checkpoint.",
+)
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
-def train(config: str | None, overrides: tuple[str, ...], data: tuple[Path, ...],
-          val: Path | None, out: Path | None, resume: Path | None, max_steps: int | None) -> None:
+def train(
+    config: str | None,
+    overrides: tuple[str, ...],
+    data: tuple[Path, ...],
+    val: Path | None,
+    out: Path | None,
+    resume: Path | None,
+    max_steps: int | None,
+) -> None:
     """Train a model from a preset name or a YAML CONFIG (see `restorekit presets`)."""
     from restorekit.configs import load_config
     from restorekit.engine import train as run_training
@@ -60,11 +79,17 @@ def train(config: str | None, overrides: tuple[str, ...], data: tuple[Path, ...]
         cfg = load_config(config, extra)
         run_dir = out or Path("runs") / Path(config).stem
     command = shlex.join(["restorekit", *sys.argv[1:]])
-    result = run_training(cfg, run_dir, resume=resume is not None, max_steps=max_steps,
-                          command=command)
-    click.echo(f"done: {result.steps} steps; model {result.model_path}"
-               + (f"; best validation PSNR {result.best_psnr:.4f} dB"
-                  if result.best_psnr > float("-inf") else ""))
+    result = run_training(
+        cfg, run_dir, resume=resume is not None, max_steps=max_steps, command=command
+    )
+    click.echo(
+        f"done: {result.steps} steps; model {result.model_path}"
+        + (
+            f"; best validation PSNR {result.best_psnr:.4f} dB"
+            if result.best_psnr > float("-inf")
+            else ""
+        )
+    )
 
 
 @main.command()
@@ -77,16 +102,28 @@ def presets() -> None:
 
 
 @main.command(name="eval")
-@click.option("--model", "model_name", required=True, help="Shipped model name, file or run folder.")
+@click.option(
+    "--model", "model_name", required=True, help="Shipped model name, file or run folder."
+)
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Clean images.")
 @click.option("--noise", help="Noise spec (default: the noise the model was trained for).")
-@click.option("--repeats", type=click.IntRange(min=1),
-              help="Noise draws per image (default: Kodak 10, BSD300 3, Set14 20, else 1).")
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    help="Noise draws per image (default: Kodak 10, BSD300 3, Set14 20, else 1).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
 @click.option("--save-dir", type=click.Path(path_type=Path), help="Save noisy/denoised images.")
-def evaluate(model_name: str, data: Path, noise: str | None, repeats: int | None, seed: int,
-             json_path: Path | None, save_dir: Path | None) -> None:
+def evaluate(
+    model_name: str,
+    data: Path,
+    noise: str | None,
+    repeats: int | None,
+    seed: int,
+    json_path: Path | None,
+    save_dir: Path | None,
+) -> None:
     """Measure PSNR/SSIM before and after denoising, as the Neighbor2Neighbor paper did."""
     import numpy as np
     import torch
@@ -102,15 +139,20 @@ def evaluate(model_name: str, data: Path, noise: str | None, repeats: int | None
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
     arrays, names = load_images(data, model.descriptor.in_channels)
-    images = [float_to_array(a.transpose(2, 0, 1) / float(np.iinfo(a.dtype).max), np.uint8)
-              if a.dtype != np.uint8 else a for a in arrays]
+    images = [
+        float_to_array(a.transpose(2, 0, 1) / float(np.iinfo(a.dtype).max), np.uint8)
+        if a.dtype != np.uint8
+        else a
+        for a in arrays
+    ]
     repeats = repeats or default_repeats(data)
 
     def denoise(noisy: np.ndarray) -> np.ndarray:
         return model.run(torch.from_numpy(noisy)[None])[0].numpy()
 
-    report = evaluate_denoising(denoise, images, names, parse_noise(spec), repeats, seed,
-                                save_dir, progress=True)
+    report = evaluate_denoising(
+        denoise, images, names, parse_noise(spec), repeats, seed, save_dir, progress=True
+    )
     click.echo(f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats")
     click.echo(format_report(report))
     if json_path:
@@ -119,10 +161,16 @@ def evaluate(model_name: str, data: Path, noise: str | None, repeats: int | None
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Output folder (created).")
-@click.option("--model", "model_name", default="ne2ne-gauss25", show_default=True,
-              help="Shipped model name, model file or run folder.")
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output folder (created)."
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="ne2ne-gauss25",
+    show_default=True,
+    help="Shipped model name, model file or run folder.",
+)
 def denoise(inputs: tuple[Path, ...], out: Path, model_name: str) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth."""
     from tqdm import tqdm
@@ -151,3 +199,26 @@ def models() -> None:
                 f"SSIM {result['ssim_in']:.4f} -> {result['ssim']:.4f}  "
                 f"({result['n_images']} images x {result['repeats']})"
             )
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo_out"),
+    show_default=True,
+    help="Folder for the clean, noisy and denoised PNGs.",
+)
+@click.option("--model", "model_name", default="ne2ne-gauss25", show_default=True)
+@click.option("--noise", default=None, help="Noise spec (default: the model's own).")
+def demo(out: Path, model_name: str, noise: str | None) -> None:
+    """Denoise sample photographs with a shipped model and print PSNR/SSIM before and after."""
+    from restorekit.demo import run_demo
+    from restorekit.infer import load_model
+
+    model = load_model(model_name)
+    spec = noise or model.descriptor.noise or "gauss25"
+    click.echo(f"model {model_name}, noise {spec}; writing PNGs to {out}")
+    for name, (p0, s0), (p1, s1) in run_demo(model, out, spec):
+        click.echo(f"  {name:<10} PSNR {p0:6.2f} -> {p1:6.2f} dB   SSIM {s0:.4f} -> {s1:.4f}")

@@ -55,8 +55,14 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-")) or "config"
-        given = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
+        where = (
+            ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-")) or "config"
+        )
+        given = (
+            f" (got {item['input']!r})"
+            if "input" in item and not isinstance(item["input"], dict)
+            else ""
+        )
         lines.append(f"  {where}: {item['msg']}{given}")
     return "\n".join(lines)
 

@@ -74,7 +74,7 @@ class OptimConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     milestones: list[float] = Field(
         default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
-        description="fractions of the training steps after which the learning rate is multiplied by gamma",
+        description="fractions of training after which the learning rate is multiplied by gamma",
     )
     gamma: float = Field(0.5, gt=0, le=1.0, description="learning-rate decay factor")
 

@@ -1,4 +1,4 @@
-"""Training data: folders of images decoded once into memory, random patches, a resumable sampler."""
+"""Training data: images decoded once into memory, random patches, a resumable sampler."""
 
 from restorekit.data.folders import load_images, match_channels
 from restorekit.data.patches import EpochSampler, PatchDataset

@@ -45,9 +45,3 @@ def load_images(
             stacklevel=2,
         )
     return arrays, [p.name for p in paths]
-
-
-def to_unit_float(array: np.ndarray) -> np.ndarray:
-    """H x W x C native array -> C x H x W float32, integers scaled by their dtype's maximum."""
-    scale = float(np.iinfo(array.dtype).max) if array.dtype.kind in "ui" else 1.0
-    return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32) / scale

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from restorekit.data.folders import to_unit_float
+from restorekit.io import array_to_float
 
 
 def derive_seed(*parts: int) -> int:
@@ -26,7 +26,11 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __init__(self, n_images: int, repeat: int, seed: int, epoch: int, start: int = 0) -> None:
         self.n_images, self.repeat, self.seed, self.epoch, self.start = (
-            n_images, repeat, seed, epoch, start,
+            n_images,
+            repeat,
+            seed,
+            epoch,
+            start,
         )
 
     def __len__(self) -> int:
@@ -68,7 +72,7 @@ class PatchDataset(Dataset):
 
     def _crop(self, array: np.ndarray, top: int, left: int, op: int) -> torch.Tensor:
         array = self._pad(array)[top : top + self.patch_size, left : left + self.patch_size]
-        return torch.from_numpy(to_unit_float(_augment(array, op)))
+        return torch.from_numpy(array_to_float(_augment(array, op)))
 
     def _pad(self, array: np.ndarray) -> np.ndarray:
         pad_h = max(0, self.patch_size - array.shape[0])

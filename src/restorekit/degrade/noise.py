@@ -49,7 +49,9 @@ class NoiseModel:
         level = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
         return f"{self.kind}:{level}"
 
-    def __call__(self, clean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, clean: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Noisy copy of a batch ``clean`` (N x ...), float in [0, 1]; one level per sample."""
         n = clean.shape[0]
         shape = (n,) + (1,) * (clean.dim() - 1)

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from restorekit.errors import RestorekitError
+from restorekit.io import atomic_write
 from restorekit.nets.files import (
     ModelDescriptor,
-    atomic_write,
     load_model_file,
     load_state,
     read_descriptor,
@@ -41,15 +41,23 @@ def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
 
 
 def save_checkpoint(
-    run_dir: Path, net: nn.Module, descriptor: ModelDescriptor, optimizer: torch.optim.Optimizer,
-    epoch: int, step: int, best_psnr: float,
+    run_dir: Path,
+    net: nn.Module,
+    descriptor: ModelDescriptor,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    step: int,
+    best_psnr: float,
 ) -> None:
     weights, state = checkpoint_paths(run_dir)
     descriptor = descriptor.model_copy(update={"training": {**descriptor.training, "step": step}})
     save_model(weights, net, descriptor)
     payload = {
-        "epoch": epoch, "step": step, "best_psnr": best_psnr,
-        "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "step": step,
+        "best_psnr": best_psnr,
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
     }
     atomic_write(state, lambda tmp: torch.save(payload, tmp))
 

@@ -21,8 +21,14 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not enabled or None,
-                        unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            disable=not enabled or None,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
 
     def line(self, text: str) -> None:
         if not self.enabled:

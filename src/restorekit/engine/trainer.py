@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader
 from restorekit import __version__
 from restorekit.configs.schema import Config
 from restorekit.data import EpochSampler, PatchDataset, load_images
-from restorekit.data.folders import to_unit_float
 from restorekit.data.patches import derive_seed
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
@@ -31,6 +30,7 @@ from restorekit.engine.logger import RunLogger
 from restorekit.errors import ConfigError, RestorekitError
 from restorekit.evaluation import evaluate_denoising
 from restorekit.infer.predict import predict
+from restorekit.io import array_to_float
 from restorekit.methods import Progress, build_method
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
@@ -85,8 +85,12 @@ def _stop_requests() -> Iterator[list[str]]:
 
 
 def validate(
-    net: torch.nn.Module, images: list[np.ndarray], names: list[str], noise: NoiseModel,
-    channels_last: bool, seed: int,
+    net: torch.nn.Module,
+    images: list[np.ndarray],
+    names: list[str],
+    noise: NoiseModel,
+    channels_last: bool,
+    seed: int,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Validation PSNR/SSIM (paper protocol, one repeat) and the first denoised image."""
     device = next(net.parameters()).device
@@ -106,7 +110,11 @@ def validate(
 
 
 def train(
-    config: Config, run_dir: str | Path, *, resume: bool = False, max_steps: int | None = None,
+    config: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
     command: str = "",
 ) -> TrainResult:
     """Train as ``config`` says, writing logs and checkpoints under ``run_dir``."""
@@ -116,7 +124,8 @@ def train(
         raise ConfigError("no training data: set data.train in the config or pass --data DIR")
     if not resume and checkpoint_paths(run_dir)[1].exists():
         raise RestorekitError(
-            f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out"
+            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+            "or pick another --out"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -141,30 +150,49 @@ def train(
     val_names: list[str] = []
     if cfg.data.val is not None and noise is not None:
         val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
-        val_images = [(to_unit_float(v).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
-                      for v in val_images[: cfg.data.val_max_images]]
+        val_images = [
+            (array_to_float(v).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+            for v in val_images[: cfg.data.val_max_images]
+        ]
         val_names = val_names[: len(val_images)]
 
     # Network and optimizer.
     torch.manual_seed(tc.seed)  # initial weights
-    net = build_net(cfg.model.arch, in_channels=cfg.model.in_channels,
-                    out_channels=cfg.model.out_channels, features=cfg.model.features)
+    net = build_net(
+        cfg.model.arch,
+        in_channels=cfg.model.in_channels,
+        out_channels=cfg.model.out_channels,
+        features=cfg.model.features,
+    )
     memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
     net = net.to(device, memory_format=memory_format).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-                                 weight_decay=cfg.optim.weight_decay)
+    optimizer = torch.optim.Adam(
+        net.parameters(),
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        weight_decay=cfg.optim.weight_decay,
+    )
     use_amp = device.type == "cuda" and tc.precision != "fp32"
     amp_dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and tc.precision == "fp16")
     descriptor = ModelDescriptor(
         arch=cfg.model.arch,
-        arch_args={"in_channels": cfg.model.in_channels, "out_channels": cfg.model.out_channels,
-                   "features": cfg.model.features},
-        in_channels=cfg.model.in_channels, out_channels=cfg.model.out_channels,
-        size_multiple=getattr(net, "size_multiple", 1), noise=noise.spec if noise else None,
+        arch_args={
+            "in_channels": cfg.model.in_channels,
+            "out_channels": cfg.model.out_channels,
+            "features": cfg.model.features,
+        },
+        in_channels=cfg.model.in_channels,
+        out_channels=cfg.model.out_channels,
+        size_multiple=getattr(net, "size_multiple", 1),
+        noise=noise.spec if noise else None,
         method=cfg.method.name,
-        training={"data": [str(p) for p in cfg.data.train], "command": command,
-                  "config": cfg.model_dump(mode="json"), "restorekit": __version__},
+        training={
+            "data": [str(p) for p in cfg.data.train],
+            "command": command,
+            "config": cfg.model_dump(mode="json"),
+            "restorekit": __version__,
+        },
     )
 
     step, best_psnr = 0, float("-inf")
@@ -192,10 +220,17 @@ def train(
             if step >= stop_at or stopped:
                 break
             position = step - (epoch - 1) * steps_per_epoch
-            sampler = EpochSampler(len(images), cfg.data.repeat, tc.seed, epoch,
-                                   position * tc.batch_size)
-            loader = DataLoader(dataset, tc.batch_size, sampler=sampler, drop_last=True,
-                                num_workers=cfg.data.workers, pin_memory=device.type == "cuda")
+            sampler = EpochSampler(
+                len(images), cfg.data.repeat, tc.seed, epoch, position * tc.batch_size
+            )
+            loader = DataLoader(
+                dataset,
+                tc.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=cfg.data.workers,
+                pin_memory=device.type == "cuda",
+            )
             for sample in loader:
                 step += 1
                 lr = learning_rate(cfg, step, total_steps)
@@ -218,8 +253,10 @@ def train(
                 if step % tc.log_every == 0:
                     rate = (step - tick_step) * tc.batch_size / max(time.time() - tick, 1e-9)
                     tick, tick_step = time.time(), step
-                    log.line(f"epoch[{epoch}], iter[{step}], loss:{out.parts['loss']:.6f}, "
-                             f"{rate:.1f} imgs/sec, lr:{lr:.2e}")
+                    log.line(
+                        f"epoch[{epoch}], iter[{step}], loss:{out.parts['loss']:.6f}, "
+                        f"{rate:.1f} imgs/sec, lr:{lr:.2e}"
+                    )
                     log.scalars(step, {**out.parts, "lr": lr, "imgs_per_sec": rate}, "train")
                 if step % tc.checkpoint_every == 0:
                     checkpoint(epoch)
@@ -230,19 +267,29 @@ def train(
             epoch_done = step == epoch * steps_per_epoch
             if val_images and epoch_done and (epoch % tc.val_every == 0 or epoch == tc.epochs):
                 assert noise is not None
-                scores, sample_out = validate(net, val_images, val_names, noise,
-                                              tc.channels_last, tc.seed)
+                scores, sample_out = validate(
+                    net, val_images, val_names, noise, tc.channels_last, tc.seed
+                )
                 log.scalars(step, scores, "val")
-                log.line(f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, "
-                         f"SSIM {scores['ssim']:.4f} (noisy {scores['psnr_in']:.4f} dB)")
+                log.line(
+                    f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, "
+                    f"SSIM {scores['ssim']:.4f} (noisy {scores['psnr_in']:.4f} dB)"
+                )
                 if validations % tc.image_every == 0:
                     log.image(step, "val/denoised", sample_out)
                 validations += 1
                 if scores["psnr"] > best_psnr:
                     best_psnr = scores["psnr"]
-                    best = descriptor.model_copy(update={"training": {
-                        **descriptor.training, "step": step, "epoch": epoch,
-                        "val": {"data": str(cfg.data.val), **scores}}})
+                    best = descriptor.model_copy(
+                        update={
+                            "training": {
+                                **descriptor.training,
+                                "step": step,
+                                "epoch": epoch,
+                                "val": {"data": str(cfg.data.val), **scores},
+                            }
+                        }
+                    )
                     save_model(run_dir / "checkpoints" / "best.safetensors", net, best)
             checkpoint(epoch + 1 if epoch_done else epoch)
 
@@ -254,8 +301,9 @@ def train(
             f"training interrupted by {stopped} at step {step}; checkpoint saved: "
             f"continue with `restorekit train --resume {run_dir}`"
         )
-    final = descriptor.model_copy(update={"training": {
-        **descriptor.training, "step": step, "wall_time_s": round(wall, 1)}})
+    final = descriptor.model_copy(
+        update={"training": {**descriptor.training, "step": step, "wall_time_s": round(wall, 1)}}
+    )
     model_path = run_dir / "model.safetensors"
     save_model(model_path, net, final)
     return TrainResult(run_dir, step, best_psnr, model_path)

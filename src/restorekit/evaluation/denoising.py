@@ -58,7 +58,9 @@ def evaluate_denoising(
     save_dir: str | Path | None = None,
     progress: bool = False,
 ) -> EvalReport:
-    """Score ``denoise`` (C x H x W float32 noisy -> C x H x W float) on clean uint8 H x W x C images.
+    """Score ``denoise`` (C x H x W float32 noisy -> C x H x W float) on clean images.
+
+    ``images`` are uint8 H x W x C.
 
     ``save_dir`` receives the first repeat's noisy and denoised 8-bit PNGs.
     """
@@ -81,13 +83,19 @@ def evaluate_denoising(
                 write_image(Path(save_dir) / f"{stem}_denoised.png", out8)
         mean = np.mean(scores, axis=0)
         rows.append(
-            {"name": name, "psnr_in": float(mean[0]), "ssim_in": float(mean[1]),
-             "psnr": float(mean[2]), "ssim": float(mean[3])}
+            {
+                "name": name,
+                "psnr_in": float(mean[0]),
+                "ssim_in": float(mean[1]),
+                "psnr": float(mean[2]),
+                "ssim": float(mean[3]),
+            }
         )
     columns = ("psnr_in", "ssim_in", "psnr", "ssim")
     means = {c: float(np.mean([r[c] for r in rows])) for c in columns}
-    return EvalReport(noise=noise.spec, repeats=repeats, seed=seed, n_images=len(rows),
-                      images=rows, **means)
+    return EvalReport(
+        noise=noise.spec, repeats=repeats, seed=seed, n_images=len(rows), images=rows, **means
+    )
 
 
 def format_report(report: EvalReport) -> str:

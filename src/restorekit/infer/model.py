@@ -33,8 +33,9 @@ class RestorationModel:
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         """The network on an N x C x H x W float batch in the model's value range."""
-        out = predict(self.net, batch.to(self.device), self.descriptor.size_multiple,
-                      self.channels_last)
+        out = predict(
+            self.net, batch.to(self.device), self.descriptor.size_multiple, self.channels_last
+        )
         return out.float().cpu()
 
     def denoise(self, image: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Image file input/output: see :mod:`restorekit.io.images` for the conventions."""
 
+from restorekit.io.files import atomic_write
 from restorekit.io.images import (
     IMAGE_EXTENSIONS,
     Image,
+    array_to_float,
     float_to_array,
     list_images,
     read_image,
@@ -12,6 +14,8 @@ from restorekit.io.images import (
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Image",
+    "array_to_float",
+    "atomic_write",
     "float_to_array",
     "list_images",
     "read_image",

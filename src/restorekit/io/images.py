@@ -18,13 +18,10 @@ Writing 16-bit colour data goes to TIFF only; PNG takes 16-bit grayscale without
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import tifffile
@@ -33,6 +30,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from restorekit.errors import ImageFormatError, ImageReadError
+from restorekit.io.files import atomic_write
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -76,9 +74,14 @@ class Image:
 
     def to_float(self) -> np.ndarray:
         """C x H x W float32 copy: uint8 / 255, uint16 / 65535, float32 unchanged."""
-        pixels = self.array.transpose(2, 0, 1).astype(np.float32)
-        scale = _SCALE.get(self.array.dtype)
-        return pixels / np.float32(scale) if scale else pixels
+        return array_to_float(self.array)
+
+
+def array_to_float(array: np.ndarray) -> np.ndarray:
+    """H x W x C uint8 / uint16 / float array -> C x H x W float32 (integers scaled to [0, 1])."""
+    pixels = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+    scale = _SCALE.get(array.dtype)
+    return pixels / np.float32(scale) if scale else pixels
 
 
 def read_image(path: str | Path) -> Image:
@@ -295,21 +298,15 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
     if alpha is not None:
         pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            if kind == "TIFF":
-                _write_tiff(f, pixels, has_alpha=alpha is not None)
-            else:
-                image = PILImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-                options = {"quality": 95, "subsampling": 0} if kind == "JPEG" else {}
-                image.save(f, format=kind, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    def write(tmp: Path) -> None:
+        if kind == "TIFF":
+            _write_tiff(tmp, pixels, has_alpha=alpha is not None)
+        else:
+            image = PILImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+            options = {"quality": 95, "subsampling": 0} if kind == "JPEG" else {}
+            image.save(tmp, format=kind, **options)
+
+    atomic_write(path, write)
 
 
 def _check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -352,7 +349,7 @@ def _check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | 
     return pixels
 
 
-def _write_tiff(f: BinaryIO, pixels: np.ndarray, has_alpha: bool) -> None:
+def _write_tiff(f: Path, pixels: np.ndarray, has_alpha: bool) -> None:
     color = pixels.shape[2] - has_alpha
     tifffile.imwrite(
         f,

@@ -14,8 +14,15 @@ METHODS: dict[str, type[TrainingMethod]] = {
 }
 
 __all__ = [
-    "METHODS", "Batch", "build_method", "LossOutput", "Neighbor2Neighbor", "Noise2Clean", "Noise2Noise",
-    "Progress", "TrainingMethod",
+    "METHODS",
+    "Batch",
+    "build_method",
+    "LossOutput",
+    "Neighbor2Neighbor",
+    "Noise2Clean",
+    "Noise2Noise",
+    "Progress",
+    "TrainingMethod",
 ]
 
 

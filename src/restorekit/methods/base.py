@@ -53,7 +53,9 @@ class TrainingMethod(ABC):
     def check(self, noise: NoiseModel | None, paired: bool) -> None:
         """Raise :class:`ConfigError` when the data set-up does not fit the method."""
         if self.needs_noise and noise is None:
-            raise ConfigError(f"method {self.name!r} needs a noise model: set 'noise' in the config")
+            raise ConfigError(
+                f"method {self.name!r} needs a noise model: set 'noise' in the config"
+            )
 
     @abstractmethod
     def make_batch(

@@ -47,5 +47,12 @@ class Neighbor2Neighbor(TrainingMethod):
         rec = torch.mean(diff**2)
         reg = torch.mean((diff - exp_diff.to(diff.dtype)) ** 2)
         total = self.lambda1 * rec + self.lambda2 * ramp * reg
-        return LossOutput(total, {"loss": float(total.detach()), "loss_rec": float(rec.detach()),
-                                  "loss_reg": float(reg.detach()), "reg_weight": self.lambda2 * ramp})
+        return LossOutput(
+            total,
+            {
+                "loss": float(total.detach()),
+                "loss_rec": float(rec.detach()),
+                "loss_reg": float(reg.detach()),
+                "reg_weight": self.lambda2 * ramp,
+            },
+        )

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import torch
 
-# Cell positions are numbered 2 * row + column: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
+# Cell positions are numbered 2 * row + column:
+# 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
 NEIGHBOUR_PAIRS = torch.tensor(
     [[0, 1], [0, 2], [1, 3], [2, 3], [1, 0], [2, 0], [3, 1], [3, 2]], dtype=torch.int64
 )
 
 
 def draw_neighbour_pairs(
-    batch: int, height: int, width: int, generator: torch.Generator | None = None,
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell positions (0..3) for the two sub-images, each ``batch x 1 x height/2 x width/2``."""

@@ -9,8 +9,6 @@ needs the descriptor from the caller.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from restorekit.errors import ModelLoadError
+from restorekit.io import atomic_write
 from restorekit.nets import build_net
 
 METADATA_KEY = "restorekit"
@@ -44,24 +43,11 @@ class ModelDescriptor(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the file into place, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(path: str | Path, net: nn.Module, descriptor: ModelDescriptor) -> None:
     """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     metadata = {METADATA_KEY: descriptor.model_dump_json()}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def read_descriptor(path: str | Path) -> ModelDescriptor:
@@ -118,7 +104,9 @@ def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | P
     if wrong:
         problems.append("wrong shapes: " + ", ".join(wrong))
     if problems:
-        raise ModelLoadError(f"{source}: weights do not fit the architecture; " + "; ".join(problems))
+        raise ModelLoadError(
+            f"{source}: weights do not fit the architecture; " + "; ".join(problems)
+        )
     net.load_state_dict(tensors)
 
 

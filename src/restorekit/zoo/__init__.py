@@ -34,9 +34,7 @@ class ZooModel:
 
 def shipped_models() -> list[ZooModel]:
     """All models that ship with the package, sorted by name."""
-    return [
-        ZooModel(p.parent.name, p.parent) for p in sorted(ZOO_DIR.glob("*/model.safetensors"))
-    ]
+    return [ZooModel(p.parent.name, p.parent) for p in sorted(ZOO_DIR.glob("*/model.safetensors"))]
 
 
 def resolve_model(name_or_path: str | Path) -> Path:

@@ -1,0 +1,145 @@
+"""Applying models: the Python API, the denoise command, model files and the zoo."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import tiny_config
+from safetensors.torch import save_file
+
+from restorekit import load_model
+from restorekit.cli import main
+from restorekit.engine import train
+from restorekit.errors import ImageFormatError, ModelLoadError
+from restorekit.io import read_image, write_image
+from restorekit.nets.files import load_model_file, read_descriptor
+from restorekit.zoo import shipped_models
+
+
+@pytest.fixture
+def model_path(photo_folder, tmp_path):
+    return train(tiny_config(photo_folder, **{"train.epochs": 1}), tmp_path / "run").model_path
+
+
+def test_denoise_keeps_shape_and_dtype_for_any_size(model_path):
+    model = load_model(model_path)
+    rng = np.random.default_rng(0)
+    for array in (
+        rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+        rng.integers(0, 65536, (5, 3), dtype=np.uint16),
+        rng.random((1, 1, 3), dtype=np.float32),
+        rng.integers(0, 256, (40, 33, 4), dtype=np.uint8),
+    ):
+        out = model.denoise(array)
+        assert out.shape == array.shape and out.dtype == array.dtype
+    rgba = rng.integers(0, 256, (40, 33, 4), dtype=np.uint8)
+    assert np.array_equal(model.denoise(rgba)[..., 3], rgba[..., 3])  # alpha passes through
+
+
+def test_grey_image_with_rgb_model_is_replicated_and_averaged(model_path):
+    grey = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
+    model = load_model(model_path)
+    expected = model.denoise(np.repeat(grey[..., None], 3, axis=2).astype(np.float32) / 255)
+    out = model.denoise(grey.astype(np.float32) / 255)
+    np.testing.assert_allclose(out, expected.mean(axis=2), atol=1e-6)
+
+
+def test_bad_arrays_get_clear_errors(model_path):
+    model = load_model(model_path)
+    with pytest.raises(ImageFormatError, match="NaN"):
+        model.denoise(np.full((8, 8, 3), np.nan, np.float32))
+    with pytest.raises(ImageFormatError, match="shape"):
+        model.denoise(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(ImageFormatError, match="dtype"):
+        model.denoise(np.zeros((8, 8, 3), np.int64))
+
+
+def test_denoise_command_on_files_and_folders_keeps_format(model_path, tmp_path, astronaut):
+    inputs = tmp_path / "in"
+    write_image(inputs / "a.png", astronaut[:40, :50])
+    write_image(inputs / "b.tif", (astronaut[:40, :50].astype(np.uint16) * 257))
+    write_image(tmp_path / "c.jpg", astronaut[:32, :32])
+    result = CliRunner().invoke(
+        main,
+        [
+            "denoise",
+            str(inputs),
+            str(tmp_path / "c.jpg"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "out" / "a.png").array.dtype == np.uint8
+    assert read_image(tmp_path / "out" / "b.tif").array.dtype == np.uint16
+    assert read_image(tmp_path / "out" / "c.jpg").array.shape == (32, 32, 3)
+
+
+def test_denoise_command_reports_bad_input_without_traceback(model_path, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    for args in (
+        ["denoise", str(tmp_path / "missing.png")],
+        ["denoise", str(tmp_path / "broken.png")],
+        ["denoise", str(tmp_path / "broken.png"), "--model", "no-such-model"],
+    ):
+        result = CliRunner().invoke(
+            main,
+            [
+                *args,
+                "-o",
+                str(tmp_path / "out"),
+                *(["--model", str(model_path)] if len(args) == 2 else []),
+            ],
+        )
+        assert result.exit_code != 0
+        assert "Traceback" not in result.output and "Error:" in result.output
+
+
+def test_model_file_describes_itself(model_path):
+    descriptor = read_descriptor(model_path)
+    assert descriptor.arch == "unet-n2n" and descriptor.size_multiple == 32
+    assert descriptor.noise == "gauss:25" and descriptor.method == "ne2ne"
+    net, _ = load_model_file(model_path)
+    assert isinstance(net, torch.nn.Module)
+
+
+def test_weights_that_do_not_fit_name_the_offending_tensors(model_path, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(model_path))
+    with safe_open(str(model_path), framework="pt") as handle:
+        metadata = handle.metadata()
+    dropped = sorted(tensors)[0]
+    del tensors[dropped]
+    tensors["extra.weight"] = torch.zeros(1)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path / "bad.safetensors")
+    assert dropped in str(info.value) and "extra.weight" in str(info.value)
+
+
+class NotWeights:
+    """An arbitrary picklable object: loading it would run its class's code."""
+
+
+def test_pickled_objects_are_refused(tmp_path, model_path):
+    torch.save({"model": NotWeights()}, tmp_path / "evil.pt")
+    descriptor = read_descriptor(model_path)
+    with pytest.raises(ModelLoadError, match="never unpickles"):
+        load_model_file(tmp_path / "evil.pt", descriptor)
+
+
+def test_unknown_model_name_lists_the_shipped_ones():
+    with pytest.raises(ModelLoadError, match="shipped"):
+        load_model("no-such-model")
+
+
+def test_models_command_lists_every_shipped_model_with_figures():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    for model in shipped_models():
+        assert model.name in result.output
+        assert model.card.exists() and model.evaluations(), f"{model.name} lacks card or figures"
