@@ -12,7 +12,6 @@ ratios against the plain (contiguous NCHW) run in the same process.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -28,13 +27,11 @@ from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
 from restorekit.data import EpochSampler, PatchDataset, load_images
-from restorekit.data.folders import to_unit_float
-from restorekit.data.patches import derive_seed
-from restorekit.degrade.noise import parse_noise
+from restorekit.engine.step import Stepper
 from restorekit.engine.trainer import learning_rate
 from restorekit.infer.predict import predict
-from restorekit.methods import Progress, build_method
-from restorekit.nets import build_net
+from restorekit.io import array_to_float
+from restorekit.methods import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "Kodak24"
@@ -82,47 +79,14 @@ def summary(seconds: dict[str, list[float]], amounts: dict[str, float]) -> dict:
     return result
 
 
-def make_net(cfg: Config, channels_last: bool, device: torch.device) -> torch.nn.Module:
-    torch.manual_seed(cfg.train.seed)  # the same initial weights for both layouts
-    net = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return net.to(device, memory_format=memory_format)
-
-
-def make_step(cfg: Config, channels_last: bool, device: torch.device, total_steps: int):
-    """One training step exactly as in engine/trainer.train (no logging, no checkpoints)."""
-    tc = cfg.train
-    noise = parse_noise(cfg.noise) if cfg.noise else None
-    method = build_method(cfg.method)
-    method.check(noise, paired=False)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    net = make_net(cfg, channels_last, device).train()
-    optimizer = torch.optim.Adam(
-        net.parameters(),
-        lr=cfg.optim.lr,
-        betas=cfg.optim.betas,
-        weight_decay=cfg.optim.weight_decay,
+def make_stepper(cfg: Config, channels_last: bool, device: torch.device) -> Stepper:
+    """The trainer's own step (seeded weights, Adam, method, noise) in the chosen layout."""
+    return Stepper.from_config(
+        cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"channels_last": channels_last})}
+        ),
+        device,
     )
-    use_amp = device.type == "cuda" and tc.precision != "fp32"
-    amp_dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and tc.precision == "fp16")
-    counter = itertools.count(1)
-
-    def step(sample: dict[str, torch.Tensor]) -> None:
-        index = next(counter)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, index, total_steps)
-        generator = torch.Generator(device).manual_seed(derive_seed(tc.seed, index))
-        images = sample["image"].to(device, memory_format=memory_format)
-        batch = method.make_batch(images, None, noise, generator)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            out = method.loss(net, batch, Progress(1, tc.epochs, index), generator)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(out.total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    return step
 
 
 def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> dict:
@@ -134,12 +98,16 @@ def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> 
     sampler = EpochSampler(1, n * cfg.train.batch_size, cfg.train.seed, epoch=1)
     batches = list(DataLoader(dataset, cfg.train.batch_size, sampler=sampler, drop_last=True))
     total = args.warmup + args.steps * args.repeats
-    steps = {lay: make_step(cfg, lay != "plain", device, total) for lay in LAYOUTS}
-    for step in steps.values():
-        for sample in batches[: args.warmup]:
-            step(sample)
+    steppers = {lay: make_stepper(cfg, lay != "plain", device) for lay in LAYOUTS}
+
+    def run(stepper: Stepper, samples: list, first: int) -> None:
+        for i, sample in enumerate(samples, start=first):
+            stepper.step(sample, Progress(1, cfg.train.epochs, i), learning_rate(cfg, i, total))
+
+    for stepper in steppers.values():
+        run(stepper, batches[: args.warmup], 1)
     timed = batches[args.warmup :]
-    runs = {lay: lambda s=step: [s(b) for b in timed] for lay, step in steps.items()}
+    runs = {lay: lambda s=st: run(s, timed, args.warmup + 1) for lay, st in steppers.items()}
     seconds = interleaved(runs, args.repeats, device)
     images = args.steps * cfg.train.batch_size
     settings = {"batch_size": cfg.train.batch_size, "patch_size": cfg.data.patch_size}
@@ -150,8 +118,8 @@ def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> 
 def bench_inference(image: np.ndarray, args, device: torch.device) -> dict:
     """predict() on one image, as validation and `restorekit denoise` run it."""
     cfg = load_config("ne2ne-gauss25")  # the network only: the same U-Net for every method
-    x = torch.from_numpy(to_unit_float(image))[None].to(device)
-    nets = {lay: make_net(cfg, lay != "plain", device).eval() for lay in LAYOUTS}
+    x = torch.from_numpy(array_to_float(image))[None].to(device)
+    nets = {lay: make_stepper(cfg, lay != "plain", device).net.eval() for lay in LAYOUTS}
     multiple = nets["plain"].size_multiple  # 32
     runs = {
         lay: lambda n=net, cl=lay != "plain": predict(n, x, multiple, cl)

@@ -132,19 +132,14 @@ def evaluate(
     from restorekit.degrade import parse_noise
     from restorekit.evaluation import default_repeats, evaluate_denoising, format_report
     from restorekit.infer import load_model
-    from restorekit.io import float_to_array
+    from restorekit.io import to_uint8
 
     model = load_model(model_name)
     spec = noise or model.descriptor.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
     arrays, names = load_images(data, model.descriptor.in_channels)
-    images = [
-        float_to_array(a.transpose(2, 0, 1) / float(np.iinfo(a.dtype).max), np.uint8)
-        if a.dtype != np.uint8
-        else a
-        for a in arrays
-    ]
+    images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
 
     def denoise(noisy: np.ndarray) -> np.ndarray:

@@ -23,16 +23,15 @@ from torch.utils.data import DataLoader
 from restorekit import __version__
 from restorekit.configs.schema import Config
 from restorekit.data import EpochSampler, PatchDataset, load_images
-from restorekit.data.patches import derive_seed
-from restorekit.degrade.noise import NoiseModel, parse_noise
+from restorekit.degrade.noise import NoiseModel
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
+from restorekit.engine.step import Stepper
 from restorekit.errors import ConfigError, RestorekitError
 from restorekit.evaluation import evaluate_denoising
 from restorekit.infer.predict import predict
-from restorekit.io import array_to_float
-from restorekit.methods import Progress, build_method
-from restorekit.nets import build_net
+from restorekit.io import to_uint8
+from restorekit.methods import Progress
 from restorekit.nets.files import ModelDescriptor, save_model
 
 
@@ -134,10 +133,9 @@ def train(
         torch.set_num_threads(tc.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    # Data and method.
-    noise = parse_noise(cfg.noise) if cfg.noise else None
-    method = build_method(cfg.method)
-    method.check(noise, paired=cfg.data.pairs is not None)
+    # Network, optimizer, method; then data.
+    stepper = Stepper.from_config(cfg, device)
+    net, optimizer, noise = stepper.net, stepper.optimizer, stepper.noise
     images, names = load_images(cfg.data.train, cfg.model.in_channels)
     dataset = PatchDataset(images, cfg.data.patch_size, cfg.data.augment, _load_pairs(cfg, names))
     steps_per_epoch = len(images) * cfg.data.repeat // tc.batch_size
@@ -150,31 +148,9 @@ def train(
     val_names: list[str] = []
     if cfg.data.val is not None and noise is not None:
         val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
-        val_images = [
-            (array_to_float(v).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
-            for v in val_images[: cfg.data.val_max_images]
-        ]
+        val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
 
-    # Network and optimizer.
-    torch.manual_seed(tc.seed)  # initial weights
-    net = build_net(
-        cfg.model.arch,
-        in_channels=cfg.model.in_channels,
-        out_channels=cfg.model.out_channels,
-        features=cfg.model.features,
-    )
-    memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
-    net = net.to(device, memory_format=memory_format).train()
-    optimizer = torch.optim.Adam(
-        net.parameters(),
-        lr=cfg.optim.lr,
-        betas=cfg.optim.betas,
-        weight_decay=cfg.optim.weight_decay,
-    )
-    use_amp = device.type == "cuda" and tc.precision != "fp32"
-    amp_dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and tc.precision == "fp16")
     descriptor = ModelDescriptor(
         arch=cfg.model.arch,
         arch_args={
@@ -234,20 +210,7 @@ def train(
             for sample in loader:
                 step += 1
                 lr = learning_rate(cfg, step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                generator = torch.Generator(device).manual_seed(derive_seed(tc.seed, step))
-                images_t = sample["image"].to(device, memory_format=memory_format)
-                partners = sample.get("partner")
-                if partners is not None:
-                    partners = partners.to(device, memory_format=memory_format)
-                batch = method.make_batch(images_t, partners, noise, generator)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = method.loss(net, batch, Progress(epoch, tc.epochs, step), generator)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.total).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                out = stepper.step(sample, Progress(epoch, tc.epochs, step), lr)
                 log.advance(out.parts["loss"])
 
                 if step % tc.log_every == 0:

@@ -8,6 +8,7 @@ from restorekit.io.images import (
     float_to_array,
     list_images,
     read_image,
+    to_uint8,
     write_image,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "float_to_array",
     "list_images",
     "read_image",
+    "to_uint8",
     "write_image",
 ]

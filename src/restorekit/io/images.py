@@ -77,6 +77,11 @@ class Image:
         return array_to_float(self.array)
 
 
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """H x W x C array of any supported dtype as uint8 (the 8-bit benchmark convention)."""
+    return array if array.dtype == np.uint8 else float_to_array(array_to_float(array), np.uint8)
+
+
 def array_to_float(array: np.ndarray) -> np.ndarray:
     """H x W x C uint8 / uint16 / float array -> C x H x W float32 (integers scaled to [0, 1])."""
     pixels = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
