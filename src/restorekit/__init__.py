@@ -5,11 +5,23 @@ Self-supervised denoising (Neighbor2Neighbor, Noise2Noise, Noise2Void), supervis
 library; arrays at the edges keep the caller's dtype.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from restorekit.infer import RestorationModel
+
 __version__ = "0.1.0"
 
 
-def load_model(name_or_path, device: str = "cpu"):  # noqa: ANN001, ANN201 - re-exported below
-    """Load a shipped model by name, a model file, or a training run folder."""
+def load_model(name_or_path: str | Path, device: str | None = None) -> RestorationModel:
+    """Load a shipped model by name, a model file, or a training run folder.
+
+    The returned model's ``denoise(array)`` takes H x W (x C) uint8, uint16 or float arrays and
+    returns the same shape and dtype. Importing restorekit itself does not import torch.
+    """
     from restorekit.infer import load_model as _load
 
     return _load(name_or_path, device)

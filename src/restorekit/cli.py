@@ -11,6 +11,11 @@ import click
 from restorekit.errors import RestorekitError
 
 
+device_option = click.option(
+    "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."
+)
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 2), never a traceback."""
 
@@ -115,6 +120,7 @@ def presets() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
 @click.option("--save-dir", type=click.Path(path_type=Path), help="Save noisy/denoised images.")
+@device_option
 def evaluate(
     model_name: str,
     data: Path,
@@ -123,6 +129,7 @@ def evaluate(
     seed: int,
     json_path: Path | None,
     save_dir: Path | None,
+    device: str | None,
 ) -> None:
     """Measure PSNR/SSIM before and after denoising, as the Neighbor2Neighbor paper did."""
     import numpy as np
@@ -134,7 +141,7 @@ def evaluate(
     from restorekit.infer import load_model
     from restorekit.io import to_uint8
 
-    model = load_model(model_name)
+    model = load_model(model_name, device)
     spec = noise or model.descriptor.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
@@ -166,14 +173,15 @@ def evaluate(
     show_default=True,
     help="Shipped model name, model file or run folder.",
 )
-def denoise(inputs: tuple[Path, ...], out: Path, model_name: str) -> None:
+@device_option
+def denoise(inputs: tuple[Path, ...], out: Path, model_name: str, device: str | None) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth."""
     from tqdm import tqdm
 
     from restorekit.infer import load_model
     from restorekit.io import list_images, read_image, write_image
 
-    model = load_model(model_name)
+    model = load_model(model_name, device)
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc="denoise", unit="img"):
         image = read_image(path)
@@ -207,12 +215,13 @@ def models() -> None:
 )
 @click.option("--model", "model_name", default="ne2ne-gauss25", show_default=True)
 @click.option("--noise", default=None, help="Noise spec (default: the model's own).")
-def demo(out: Path, model_name: str, noise: str | None) -> None:
+@device_option
+def demo(out: Path, model_name: str, noise: str | None, device: str | None) -> None:
     """Denoise sample photographs with a shipped model and print PSNR/SSIM before and after."""
     from restorekit.demo import run_demo
     from restorekit.infer import load_model
 
-    model = load_model(model_name)
+    model = load_model(model_name, device)
     spec = noise or model.descriptor.noise or "gauss25"
     click.echo(f"model {model_name}, noise {spec}; writing PNGs to {out}")
     for name, (p0, s0), (p1, s1) in run_demo(model, out, spec):

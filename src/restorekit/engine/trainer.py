@@ -127,8 +127,10 @@ def train(
             "or pick another --out"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    # config.yaml is what a later --resume reads: overrides given when resuming are kept.
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    with open(run_dir / "commands.log", "a") as commands:
+        commands.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,6 +168,7 @@ def train(
         training={
             "data": [str(p) for p in cfg.data.train],
             "command": command,
+            "commands": (run_dir / "commands.log").read_text().splitlines(),
             "config": cfg.model_dump(mode="json"),
             "restorekit": __version__,
         },

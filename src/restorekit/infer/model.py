@@ -87,7 +87,11 @@ def _from_unit(pixels: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype)
 
 
-def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationModel:
-    """Load a shipped model by name, a model file, or a training run folder."""
+def load_model(name_or_path: str | Path, device: str | None = None) -> RestorationModel:
+    """Load a shipped model by name, a model file, or a training run folder.
+
+    ``device``: "cpu", "cuda", "cuda:1", ...; by default the GPU when there is one.
+    """
     net, descriptor = load_model_file(resolve_model(name_or_path))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return RestorationModel(net, descriptor, device)
