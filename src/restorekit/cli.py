@@ -10,7 +10,6 @@ import click
 
 from restorekit.errors import RestorekitError
 
-
 device_option = click.option(
     "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."
 )
