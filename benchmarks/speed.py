@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
 from restorekit.data import EpochSampler, PatchDataset, load_images
+from restorekit.engine.distributed import DistributedContext
 from restorekit.engine.step import Stepper
 from restorekit.engine.trainer import learning_rate
 from restorekit.infer.predict import predict
@@ -85,7 +86,7 @@ def make_stepper(cfg: Config, channels_last: bool, device: torch.device) -> Step
         cfg.model_copy(
             update={"train": cfg.train.model_copy(update={"channels_last": channels_last})}
         ),
-        device,
+        DistributedContext(device=device),
     )
 
 

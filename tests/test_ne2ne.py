@@ -2,6 +2,7 @@ import torch
 
 from restorekit.methods import Neighbor2Neighbor, Progress
 from restorekit.methods.neighbor_sampler import NEIGHBOUR_PAIRS, draw_neighbour_pairs, subsample
+from restorekit.randomness import SampleRandom
 
 
 def _coordinates(n, h, w):
@@ -15,7 +16,7 @@ def _coordinates(n, h, w):
 def test_subimages_take_neighbouring_pixels_of_the_same_cell():
     n, h, w = 2, 16, 12
     image = _coordinates(n, h, w)
-    pos1, pos2 = draw_neighbour_pairs(n, h, w, torch.Generator().manual_seed(0))
+    pos1, pos2 = draw_neighbour_pairs(SampleRandom.from_seed(0, n), h, w)
     sub1, sub2 = subsample(image, pos1), subsample(image, pos2)
     assert sub1.shape == (n, 3, h // 2, w // 2)
     r1, c1 = sub1 // 1000, sub1 % 1000
@@ -30,7 +31,7 @@ def test_subimages_take_neighbouring_pixels_of_the_same_cell():
 
 
 def test_all_eight_neighbour_pairs_are_drawn_uniformly():
-    pos1, pos2 = draw_neighbour_pairs(64, 64, 64, torch.Generator().manual_seed(1))
+    pos1, pos2 = draw_neighbour_pairs(SampleRandom.from_seed(1, 64), 64, 64)
     codes = (pos1 * 4 + pos2).flatten()
     counts = torch.bincount(codes, minlength=16).float()
     expected = {int(a * 4 + b) for a, b in NEIGHBOUR_PAIRS}
@@ -42,9 +43,9 @@ def test_all_eight_neighbour_pairs_are_drawn_uniformly():
 def test_regulariser_weight_ramps_with_epoch():
     net = torch.nn.Conv2d(3, 3, 3, padding=1)
     method = Neighbor2Neighbor(lambda1=1.0, lambda2=1.0, increase_ratio=2.0)
-    batch = method.make_batch(torch.rand(2, 3, 8, 8), None, None, torch.Generator())
+    batch = method.make_batch(torch.rand(2, 3, 8, 8), None, None, SampleRandom.from_seed(0, 2))
     weights = [
-        method.loss(net, batch, Progress(e, 100, 1), torch.Generator().manual_seed(0)).parts[
+        method.loss(net, batch, Progress(e, 100, 1), SampleRandom.from_seed(0, 2)).parts[
             "reg_weight"
         ]
         for e in (1, 50, 100)
@@ -61,6 +62,14 @@ def test_full_image_pass_builds_no_graph():
             return super().forward(x)
 
     method = Neighbor2Neighbor()
-    batch = method.make_batch(torch.rand(1, 3, 8, 8), None, None, torch.Generator())
-    method.loss(Spy(3, 3, 3, padding=1), batch, Progress(1, 1, 1), torch.Generator())
+    batch = method.make_batch(torch.rand(1, 3, 8, 8), None, None, SampleRandom.from_seed(0, 1))
+    method.loss(Spy(3, 3, 3, padding=1), batch, Progress(1, 1, 1), SampleRandom.from_seed(0, 1))
     assert calls == [False, True]
+
+
+def test_a_samples_draws_do_not_depend_on_its_batch():
+    """Per-sample streams: sample k gets the same mask alone or inside a bigger batch."""
+    seeds = [11, 22, 33]
+    together = draw_neighbour_pairs(SampleRandom(seeds), 8, 8)[0]
+    alone = draw_neighbour_pairs(SampleRandom(seeds[1:2]), 8, 8)[0]
+    assert torch.equal(together[1:2], alone)

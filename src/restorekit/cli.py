@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -86,6 +87,8 @@ def train(
     result = run_training(
         cfg, run_dir, resume=resume is not None, max_steps=max_steps, command=command
     )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, the main process reports
     click.echo(
         f"done: {result.steps} steps; model {result.model_path}"
         + (

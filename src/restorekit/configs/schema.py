@@ -88,7 +88,12 @@ class OptimConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: int = Field(100, ge=1, le=100_000)
-    batch_size: int = Field(4, ge=1, le=4096)
+    batch_size: int = Field(
+        4, ge=1, le=65536, description="global batch per optimizer step, over all processes"
+    )
+    accumulate: int = Field(
+        1, ge=1, le=1024, description="micro-batches per step (gradient accumulation)"
+    )
     seed: int = Field(0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="autocast precision on GPU; CPU always trains in fp32"

@@ -14,32 +14,49 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from restorekit.io import array_to_float
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed mixed from integers (NumPy's SeedSequence hashing)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+from restorekit.randomness import derive_seed
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """Shuffled keys of one epoch, each image ``repeat`` times, starting at ``start``."""
+    """Shuffled keys of one epoch, each image ``repeat`` times, from global position ``start``.
 
-    def __init__(self, n_images: int, repeat: int, seed: int, epoch: int, start: int = 0) -> None:
-        self.n_images, self.repeat, self.seed, self.epoch, self.start = (
-            n_images,
-            repeat,
-            seed,
-            epoch,
+    In a distributed run each global batch of ``world_size x local_batch`` positions is split in
+    rank order: rank ``r`` takes positions whose ``(position // local_batch) % world_size == r``,
+    so the union of all ranks' batches is exactly the single-process batch.
+    """
+
+    def __init__(
+        self,
+        n_images: int,
+        repeat: int,
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        local_batch: int = 1,
+    ) -> None:
+        self.n_images, self.repeat, self.seed, self.epoch = n_images, repeat, seed, epoch
+        self.start, self.rank, self.world_size, self.local_batch = (
             start,
+            rank,
+            world_size,
+            local_batch,
         )
 
+    def _positions(self) -> range | list[int]:
+        positions = range(self.start, self.n_images * self.repeat)
+        if self.world_size == 1:
+            return positions
+        return [p for p in positions if (p // self.local_batch) % self.world_size == self.rank]
+
     def __len__(self) -> int:
-        return self.n_images * self.repeat - self.start
+        return len(self._positions())
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rng = np.random.default_rng(derive_seed(self.seed, self.epoch))
         order = rng.permutation(self.n_images * self.repeat) % self.n_images
-        for position in range(self.start, len(order)):
+        for position in self._positions():
             yield int(order[position]), derive_seed(self.seed, self.epoch, position)
 
 
@@ -88,7 +105,10 @@ class PatchDataset(Dataset):
         top = int(rng.integers(0, height - self.patch_size + 1))
         left = int(rng.integers(0, width - self.patch_size + 1))
         op = int(rng.integers(0, 8)) if self.augment else 0
-        sample = {"image": self._crop(self.images[index], top, left, op)}
+        sample = {
+            "image": self._crop(self.images[index], top, left, op),
+            "seed": torch.tensor(derive_seed(seed, 1)),  # the sample's stream for noise and masks
+        }
         if self.partners is not None:
             sample["partner"] = self._crop(self.partners[index], top, left, op)
         return sample

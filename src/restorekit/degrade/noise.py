@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from restorekit.errors import NoiseSpecError
+from restorekit.randomness import SampleRandom
 
 NOISE_PRESETS: dict[str, str] = {
     "gauss25": "gauss:25",
@@ -49,18 +50,15 @@ class NoiseModel:
         level = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
         return f"{self.kind}:{level}"
 
-    def __call__(
-        self, clean: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Noisy copy of a batch ``clean`` (N x ...), float in [0, 1]; one level per sample."""
-        n = clean.shape[0]
-        shape = (n,) + (1,) * (clean.dim() - 1)
-        u = torch.rand(n, generator=generator, device=clean.device)
-        level = (self.low + (self.high - self.low) * u).view(shape).to(clean.dtype)
+    def __call__(self, clean: torch.Tensor, rng: SampleRandom) -> torch.Tensor:
+        """Noisy copy of a batch ``clean`` (N x ...), float in [0, 1]; one level per sample,
+        each sample drawn from its own stream of ``rng``."""
+        shape = (clean.shape[0],) + (1,) * (clean.dim() - 1)
+        level = (self.low + (self.high - self.low) * rng.rand()).view(shape).to(clean.dtype)
         if self.kind == "gauss":
-            noise = torch.randn(clean.shape, generator=generator, device=clean.device)
-            return clean + noise.to(clean.dtype) * (level / 255.0)
-        return torch.poisson(clean.clamp_min(0) * level, generator=generator) / level
+            noise = rng.randn(*clean.shape[1:]).to(clean.dtype)
+            return clean + noise * (level / 255.0)
+        return rng.poisson(clean.clamp_min(0) * level) / level
 
     def sample_numpy(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Noisy float32 copy of one image (any shape, values in [0, 1]), drawn with ``rng``.

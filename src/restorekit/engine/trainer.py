@@ -1,9 +1,13 @@
 """The one training loop, shared by every method.
 
-Readable top to bottom: data, network, optimizer, resume, then epochs of steps. Each step draws
-its randomness (noise, sub-sampling masks) from a generator seeded by (seed, step), and each
-patch from (seed, epoch, position), so a resumed run repeats an uninterrupted one exactly.
-The learning rate is multiplied by ``gamma`` once training passes each milestone fraction.
+Readable top to bottom: data, network, optimizer, resume, then epochs of steps. Each patch is a
+function of (seed, epoch, position) and each sample's noise and masks of its own seed, so a
+resumed run repeats an uninterrupted one exactly, and N processes with a global batch B take the
+same steps as one process with batch B. The learning rate is multiplied by ``gamma`` once
+training passes each milestone fraction.
+
+Under torchrun every process runs this loop on its share of each global batch (DDP averages the
+gradients); only rank 0 logs, validates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from restorekit import __version__
 from restorekit.configs.schema import Config
 from restorekit.data import EpochSampler, PatchDataset, load_images
 from restorekit.degrade.noise import NoiseModel
+from restorekit.engine import distributed
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
 from restorekit.engine.step import Stepper
@@ -40,6 +45,16 @@ class TrainingInterrupted(RestorekitError):
 
 
 @dataclass
+class TrainData:
+    """Decoded training patches and clean validation images (uint8 H x W x C)."""
+
+    dataset: PatchDataset
+    n_images: int
+    val_images: list[np.ndarray]
+    val_names: list[str]
+
+
+@dataclass
 class TrainResult:
     run_dir: Path
     steps: int
@@ -51,6 +66,18 @@ def learning_rate(config: Config, step: int, total_steps: int) -> float:
     """Learning rate of step ``step`` (from 1): times ``gamma`` after each milestone fraction."""
     passed = sum(step > m * total_steps for m in config.optim.milestones)
     return config.optim.lr * config.optim.gamma**passed
+
+
+def load_train_data(cfg: Config, noise: NoiseModel | None) -> TrainData:
+    images, names = load_images(cfg.data.train, cfg.model.in_channels)
+    dataset = PatchDataset(images, cfg.data.patch_size, cfg.data.augment, _load_pairs(cfg, names))
+    val_images: list[np.ndarray] = []
+    val_names: list[str] = []
+    if cfg.data.val is not None and noise is not None:
+        val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
+        val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
+        val_names = val_names[: len(val_images)]
+    return TrainData(dataset, len(images), val_images, val_names)
 
 
 def _load_pairs(config: Config, names: list[str]) -> list[np.ndarray] | None:
@@ -108,52 +135,10 @@ def validate(
     return {"psnr": report.psnr, "ssim": report.ssim, "psnr_in": report.psnr_in}, first[0]
 
 
-def train(
-    config: Config,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    max_steps: int | None = None,
-    command: str = "",
-) -> TrainResult:
-    """Train as ``config`` says, writing logs and checkpoints under ``run_dir``."""
-    run_dir = Path(run_dir)
-    cfg, tc = config, config.train
-    if not cfg.data.train:
-        raise ConfigError("no training data: set data.train in the config or pass --data DIR")
-    if not resume and checkpoint_paths(run_dir)[1].exists():
-        raise RestorekitError(
-            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-            "or pick another --out"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # config.yaml is what a later --resume reads: overrides given when resuming are kept.
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    with open(run_dir / "commands.log", "a") as commands:
-        commands.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    # Network, optimizer, method; then data.
-    stepper = Stepper.from_config(cfg, device)
-    net, optimizer, noise = stepper.net, stepper.optimizer, stepper.noise
-    images, names = load_images(cfg.data.train, cfg.model.in_channels)
-    dataset = PatchDataset(images, cfg.data.patch_size, cfg.data.augment, _load_pairs(cfg, names))
-    steps_per_epoch = len(images) * cfg.data.repeat // tc.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"{len(images)} training image(s) x data.repeat={cfg.data.repeat} is less than one "
-            f"batch of train.batch_size={tc.batch_size}; raise data.repeat or lower the batch size"
-        )
-    val_images: list[np.ndarray] = []
-    val_names: list[str] = []
-    if cfg.data.val is not None and noise is not None:
-        val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
-        val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
-        val_names = val_names[: len(val_images)]
-
-    descriptor = ModelDescriptor(
+def describe(cfg: Config, model: torch.nn.Module, run_dir: Path, command: str) -> ModelDescriptor:
+    """The descriptor saved with every checkpoint of this run."""
+    commands = run_dir / "commands.log"
+    return ModelDescriptor(
         arch=cfg.model.arch,
         arch_args={
             "in_channels": cfg.model.in_channels,
@@ -162,35 +147,107 @@ def train(
         },
         in_channels=cfg.model.in_channels,
         out_channels=cfg.model.out_channels,
-        size_multiple=getattr(net, "size_multiple", 1),
-        noise=noise.spec if noise else None,
+        size_multiple=getattr(model, "size_multiple", 1),
+        noise=cfg.noise,
         method=cfg.method.name,
         training={
             "data": [str(p) for p in cfg.data.train],
             "command": command,
-            "commands": (run_dir / "commands.log").read_text().splitlines(),
+            "commands": commands.read_text().splitlines() if commands.exists() else [command],
             "config": cfg.model_dump(mode="json"),
             "restorekit": __version__,
         },
     )
 
+
+def _check_batch(cfg: Config, n_images: int, world_size: int) -> int:
+    """Steps per epoch; the global batch must split evenly over processes and micro-batches."""
+    tc = cfg.train
+    if tc.batch_size % (world_size * tc.accumulate):
+        raise ConfigError(
+            f"train.batch_size={tc.batch_size} (the global batch) must be divisible by the "
+            f"number of processes ({world_size}) x train.accumulate ({tc.accumulate})"
+        )
+    steps_per_epoch = n_images * cfg.data.repeat // tc.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{n_images} training image(s) x data.repeat={cfg.data.repeat} is less than one "
+            f"batch of train.batch_size={tc.batch_size}; raise data.repeat or lower the batch size"
+        )
+    return steps_per_epoch
+
+
+def train(
+    config: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
+    command: str = "",
+) -> TrainResult:
+    """Train as ``config`` says, writing logs and checkpoints under ``run_dir``.
+
+    Launched by torchrun, this joins the process group and trains with DDP.
+    """
+    context = distributed.setup()
+    try:
+        return _train(config, Path(run_dir), context, resume, max_steps, command)
+    finally:
+        distributed.teardown(context)
+
+
+def _train(
+    cfg: Config,
+    run_dir: Path,
+    context: distributed.DistributedContext,
+    resume: bool,
+    max_steps: int | None,
+    command: str,
+) -> TrainResult:
+    tc, main = cfg.train, context.is_main
+    if not cfg.data.train:
+        raise ConfigError("no training data: set data.train in the config or pass --data DIR")
+    if not resume and checkpoint_paths(run_dir)[1].exists():
+        raise RestorekitError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+            "or pick another --out"
+        )
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # config.yaml is what a later --resume reads: overrides given when resuming are kept.
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        with open(run_dir / "commands.log", "a") as log_file:
+            log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
+
+    # Network, optimizer, method; data.
+    stepper = Stepper.from_config(cfg, context)
+    model, optimizer, noise = stepper.model, stepper.optimizer, stepper.noise
+    data = load_train_data(cfg, noise)
+    steps_per_epoch = _check_batch(cfg, data.n_images, context.world_size)
+    local_batch = tc.batch_size // context.world_size
+    descriptor = describe(cfg, model, run_dir, command)
+
     step, best_psnr = 0, float("-inf")
     if resume:
-        state = load_checkpoint(run_dir, net)
+        state = load_checkpoint(run_dir, model)
         optimizer.load_state_dict(state.optimizer)
         step, best_psnr = state.step, state.best_psnr
     total_steps = tc.epochs * steps_per_epoch
     stop_at = min(total_steps, max_steps) if max_steps else total_steps
-    log = RunLogger(run_dir, stop_at, step)
+    log = RunLogger(run_dir, stop_at, step, enabled=main)
     log.line(
-        f"restorekit {__version__}: {cfg.method.name} on {len(images)} images "
-        f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, batch {tc.batch_size}, "
-        f"patch {cfg.data.patch_size}, noise {cfg.noise}) on {device}"
+        f"restorekit {__version__}: {cfg.method.name} on {data.n_images} images "
+        f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
+        f"{context.world_size} process(es) x {local_batch // tc.accumulate} x {tc.accumulate} "
+        f"accumulation, patch {cfg.data.patch_size}, noise {cfg.noise}) on {context.device}"
         + (f"; resumed at step {step}" if resume else "")
     )
 
     def checkpoint(epoch: int) -> None:
-        save_checkpoint(run_dir, net, descriptor, optimizer, epoch, step, best_psnr)
+        if main:
+            save_checkpoint(run_dir, model, descriptor, optimizer, epoch, step, best_psnr)
 
     started, validations, stopped = time.time(), 0, None
     tick, tick_step = time.time(), step
@@ -198,43 +255,62 @@ def train(
         for epoch in range(step // steps_per_epoch + 1, tc.epochs + 1):
             if step >= stop_at or stopped:
                 break
-            position = step - (epoch - 1) * steps_per_epoch
+            position = (step - (epoch - 1) * steps_per_epoch) * tc.batch_size
             sampler = EpochSampler(
-                len(images), cfg.data.repeat, tc.seed, epoch, position * tc.batch_size
+                data.n_images,
+                cfg.data.repeat,
+                tc.seed,
+                epoch,
+                position,
+                context.rank,
+                context.world_size,
+                local_batch,
             )
             loader = DataLoader(
-                dataset,
-                tc.batch_size,
+                data.dataset,
+                local_batch,
                 sampler=sampler,
                 drop_last=True,
                 num_workers=cfg.data.workers,
-                pin_memory=device.type == "cuda",
+                pin_memory=context.device.type == "cuda",
             )
             for sample in loader:
                 step += 1
                 lr = learning_rate(cfg, step, total_steps)
-                out = stepper.step(sample, Progress(epoch, tc.epochs, step), lr)
+                try:
+                    out = stepper.step(sample, Progress(epoch, tc.epochs, step), lr)
+                    stop = distributed.any_rank(bool(stop_requests), context)
+                except RuntimeError as error:
+                    if not context.enabled:
+                        raise
+                    raise RestorekitError(
+                        f"training process {context.rank}: the process group failed at step "
+                        f"{step} ({str(error).splitlines()[0]}); another process probably died. "
+                        f"Continue from the last checkpoint with --resume {run_dir}"
+                    ) from None
                 log.advance(out.parts["loss"])
 
                 if step % tc.log_every == 0:
                     rate = (step - tick_step) * tc.batch_size / max(time.time() - tick, 1e-9)
                     tick, tick_step = time.time(), step
+                    parts = distributed.mean_over_ranks(out.parts, context)
                     log.line(
-                        f"epoch[{epoch}], iter[{step}], loss:{out.parts['loss']:.6f}, "
+                        f"epoch[{epoch}], iter[{step}], loss:{parts['loss']:.6f}, "
                         f"{rate:.1f} imgs/sec, lr:{lr:.2e}"
                     )
-                    log.scalars(step, {**out.parts, "lr": lr, "imgs_per_sec": rate}, "train")
+                    log.scalars(step, {**parts, "lr": lr, "imgs_per_sec": rate}, "train")
                 if step % tc.checkpoint_every == 0:
                     checkpoint(epoch)
-                if stop_requests or step >= stop_at:
-                    stopped = stop_requests[0] if stop_requests else None
+                if stop or step >= stop_at:
+                    stopped = (stop_requests or ["a stop request"])[0] if stop else None
                     break
 
             epoch_done = step == epoch * steps_per_epoch
-            if val_images and epoch_done and (epoch % tc.val_every == 0 or epoch == tc.epochs):
+            validate_now = epoch % tc.val_every == 0 or epoch == tc.epochs
+            if main and data.val_images and epoch_done and validate_now:
                 assert noise is not None
                 scores, sample_out = validate(
-                    net, val_images, val_names, noise, tc.channels_last, tc.seed
+                    model, data.val_images, data.val_names, noise, tc.channels_last, tc.seed
                 )
                 log.scalars(step, scores, "val")
                 log.line(
@@ -246,17 +322,10 @@ def train(
                 validations += 1
                 if scores["psnr"] > best_psnr:
                     best_psnr = scores["psnr"]
-                    best = descriptor.model_copy(
-                        update={
-                            "training": {
-                                **descriptor.training,
-                                "step": step,
-                                "epoch": epoch,
-                                "val": {"data": str(cfg.data.val), **scores},
-                            }
-                        }
-                    )
-                    save_model(run_dir / "checkpoints" / "best.safetensors", net, best)
+                    val = {"data": str(cfg.data.val), **scores}
+                    training = {**descriptor.training, "step": step, "epoch": epoch, "val": val}
+                    best = descriptor.model_copy(update={"training": training})
+                    save_model(run_dir / "checkpoints" / "best.safetensors", model, best)
             checkpoint(epoch + 1 if epoch_done else epoch)
 
     wall = time.time() - started
@@ -267,9 +336,9 @@ def train(
             f"training interrupted by {stopped} at step {step}; checkpoint saved: "
             f"continue with `restorekit train --resume {run_dir}`"
         )
-    final = descriptor.model_copy(
-        update={"training": {**descriptor.training, "step": step, "wall_time_s": round(wall, 1)}}
-    )
+    training = {**descriptor.training, "step": step, "wall_time_s": round(wall, 1)}
     model_path = run_dir / "model.safetensors"
-    save_model(model_path, net, final)
+    if main:
+        save_model(model_path, model, descriptor.model_copy(update={"training": training}))
+    distributed.barrier(context)
     return TrainResult(run_dir, step, best_psnr, model_path)

@@ -5,7 +5,9 @@ A method turns a batch of patches into the network's input and a loss. The engin
 
 Conventions: tensors are float32, N x C x H x W, values in [0, 1] for clean data (noisy values may
 fall outside). ``images`` are the patches the data set yields; ``partners`` are the aligned
-patches of a paired data set (Noise2Noise on two noisy folders), else ``None``.
+patches of a paired data set (Noise2Noise on two noisy folders), else ``None``. ``rng`` holds
+one random stream per sample (see :mod:`restorekit.randomness`): draw every random number
+through it, so results do not depend on how batches are split over devices.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
+from restorekit.randomness import SampleRandom
 
 
 @dataclass
@@ -63,12 +66,12 @@ class TrainingMethod(ABC):
         images: torch.Tensor,
         partners: torch.Tensor | None,
         noise: NoiseModel | None,
-        generator: torch.Generator,
+        rng: SampleRandom,
     ) -> Batch: ...
 
     @abstractmethod
     def loss(
-        self, net: nn.Module, batch: Batch, progress: Progress, generator: torch.Generator
+        self, net: nn.Module, batch: Batch, progress: Progress, rng: SampleRandom
     ) -> LossOutput: ...
 
 

@@ -16,11 +16,11 @@ class Noise2Clean(TrainingMethod):
     name = "n2c"
     needs_noise = True
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, generator) -> Batch:
+    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
         assert noise is not None
-        return Batch(input=noise(images, generator), target=images, clean=images)
+        return Batch(input=noise(images, rng), target=images, clean=images)
 
-    def loss(self, net: nn.Module, batch: Batch, progress: Progress, generator) -> LossOutput:
+    def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": float(value.detach())})

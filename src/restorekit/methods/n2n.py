@@ -32,13 +32,13 @@ class Noise2Noise(TrainingMethod):
                 "or a 'noise' model to draw two noisy copies of clean images"
             )
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, generator) -> Batch:
+    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
         if partners is not None:
             return Batch(input=images, target=partners)
         assert noise is not None
-        return Batch(input=noise(images, generator), target=noise(images, generator), clean=images)
+        return Batch(input=noise(images, rng), target=noise(images, rng), clean=images)
 
-    def loss(self, net: nn.Module, batch: Batch, progress: Progress, generator) -> LossOutput:
+    def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": float(value.detach())})

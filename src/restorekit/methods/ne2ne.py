@@ -17,6 +17,7 @@ from torch import nn
 from restorekit.degrade.noise import NoiseModel
 from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod
 from restorekit.methods.neighbor_sampler import draw_neighbour_pairs, subsample
+from restorekit.randomness import SampleRandom
 
 
 @dataclass
@@ -26,17 +27,16 @@ class Neighbor2Neighbor(TrainingMethod):
     increase_ratio: float = 2.0
     name = "ne2ne"
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, generator) -> Batch:
+    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
         if noise is None:  # a folder of real noisy images: no clean data at all
             return Batch(input=images)
-        return Batch(input=noise(images, generator), clean=images)
+        return Batch(input=noise(images, rng), clean=images)
 
     def loss(
-        self, net: nn.Module, batch: Batch, progress: Progress, generator: torch.Generator
+        self, net: nn.Module, batch: Batch, progress: Progress, rng: SampleRandom
     ) -> LossOutput:
         noisy = batch.input
-        n, _, h, w = noisy.shape
-        pos1, pos2 = draw_neighbour_pairs(n, h, w, generator, device=noisy.device)
+        pos1, pos2 = draw_neighbour_pairs(rng, *noisy.shape[-2:])
         noisy_sub1, noisy_sub2 = subsample(noisy, pos1), subsample(noisy, pos2)
         with torch.no_grad():
             denoised = net(noisy)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from restorekit.randomness import SampleRandom
+
 # Cell positions are numbered 2 * row + column:
 # 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
 NEIGHBOUR_PAIRS = torch.tensor(
@@ -17,17 +19,11 @@ NEIGHBOUR_PAIRS = torch.tensor(
 
 
 def draw_neighbour_pairs(
-    batch: int,
-    height: int,
-    width: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
+    rng: SampleRandom, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cell positions (0..3) for the two sub-images, each ``batch x 1 x height/2 x width/2``."""
-    choice = torch.randint(
-        0, len(NEIGHBOUR_PAIRS), (batch, 1, height // 2, width // 2), generator=generator
-    )
-    pairs = NEIGHBOUR_PAIRS[choice].to(device)
+    """Cell positions (0..3) for the two sub-images, each ``N x 1 x height/2 x width/2``."""
+    choice = rng.randint(len(NEIGHBOUR_PAIRS), 1, height // 2, width // 2)
+    pairs = NEIGHBOUR_PAIRS.to(choice.device)[choice]
     return pairs[..., 0], pairs[..., 1]
 
 

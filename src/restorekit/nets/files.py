@@ -86,9 +86,8 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Load ``tensors`` into ``net`` strictly; a mismatch error names every offending tensor."""
-    expected = net.state_dict()
+def _mismatches(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Missing, unexpected and wrongly shaped tensors, each named; empty when they fit."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [
@@ -103,11 +102,47 @@ def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | P
         problems.append("unexpected tensors: " + ", ".join(unexpected))
     if wrong:
         problems.append("wrong shapes: " + ", ".join(wrong))
+    return problems
+
+
+def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load ``tensors`` into ``net`` strictly; a mismatch error names every offending tensor."""
+    problems = _mismatches(net.state_dict(), tensors)
     if problems:
         raise ModelLoadError(
             f"{source}: weights do not fit the architecture; " + "; ".join(problems)
         )
     net.load_state_dict(tensors)
+
+
+def load_state_except(
+    net: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    source: str | Path,
+    skip_prefixes: str | tuple[str, ...] = ("upsample.",),
+) -> list[str]:
+    """Load every tensor but those whose names start with ``skip_prefixes``; return the names.
+
+    For initialising a network from one that differs only in the skipped part, e.g. EDSR x3 or
+    x4 from x2 weights: everything but the upsampler (``upsample.*``) is copied and the
+    upsampler keeps its fresh initialisation. Skipped tensors are ignored on both sides; any
+    other missing, unexpected or wrongly shaped tensor is an error naming it, as in
+    ``load_state``.
+    """
+    prefixes = (skip_prefixes,) if isinstance(skip_prefixes, str) else tuple(skip_prefixes)
+
+    def kept(names: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in names.items() if not k.startswith(prefixes)}
+
+    shared = kept(tensors)
+    problems = _mismatches(kept(net.state_dict()), shared)
+    if problems:
+        raise ModelLoadError(
+            f"{source}: weights do not fit the architecture (skipping "
+            f"{', '.join(prefixes) or 'nothing'}); " + "; ".join(problems)
+        )
+    net.load_state_dict(shared, strict=False)
+    return sorted(shared)
 
 
 def load_model_file(
