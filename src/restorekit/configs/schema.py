@@ -99,6 +99,7 @@ class TrainConfig(_Section):
         "fp32", description="autocast precision on GPU; CPU always trains in fp32"
     )
     channels_last: bool = Field(True, description="NHWC memory layout (faster on CPU and GPU)")
+    compile: bool = Field(False, description="torch.compile the network (no gain measured on CPU)")
     threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads")
     log_every: int = Field(20, ge=1, description="steps between log lines")
     checkpoint_every: int = Field(200, ge=1, description="steps between resume checkpoints")

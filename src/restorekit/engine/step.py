@@ -22,7 +22,7 @@ from restorekit.randomness import SampleRandom
 @dataclass
 class Stepper:
     model: nn.Module  # the network itself: what checkpoints and validation use
-    net: nn.Module  # what training calls: ``model`` or its DistributedDataParallel wrapper
+    net: nn.Module  # what training calls: ``model``, maybe wrapped by DDP and torch.compile
     method: TrainingMethod
     optimizer: torch.optim.Optimizer
     noise: NoiseModel | None
@@ -31,6 +31,7 @@ class Stepper:
     accumulate: int
     amp_dtype: torch.dtype | None  # None: full fp32
     scaler: torch.amp.GradScaler
+    distributed: bool = False  # ``net`` is DDP: skip gradient sync on all but the last micro-batch
 
     @classmethod
     def from_config(cls, cfg: Config, context: DistributedContext | None = None) -> Stepper:
@@ -58,9 +59,12 @@ class Stepper:
         precision = cfg.train.precision if on_gpu else "fp32"
         amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        net = wrap(model, context)
+        if cfg.train.compile:
+            net = torch.compile(net)
         return cls(
             model,
-            wrap(model, context),
+            net,
             method,
             optimizer,
             noise,
@@ -69,6 +73,7 @@ class Stepper:
             cfg.train.accumulate,
             amp_dtype,
             scaler,
+            context.enabled,
         )
 
     def step(self, sample: dict[str, torch.Tensor], progress: Progress, lr: float) -> LossOutput:
@@ -81,9 +86,7 @@ class Stepper:
         chunks = torch.arange(len(sample["seed"])).chunk(self.accumulate)
         for i, index in enumerate(chunks):
             last = i == len(chunks) - 1
-            sync = (
-                contextlib.nullcontext() if last or self.net is self.model else self.net.no_sync()
-            )
+            sync = self.net.no_sync() if self.distributed and not last else contextlib.nullcontext()
             with sync:
                 out = self._loss({k: v[index] for k, v in sample.items()}, progress)
                 self.scaler.scale(out.total / len(chunks)).backward()

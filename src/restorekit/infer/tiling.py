@@ -153,6 +153,33 @@ def choose_tile(
     return tile
 
 
+def plan_tiles(
+    shape: Sequence[int],
+    size_multiple: int,
+    bytes_per_pixel: float,
+    tile: int | None = None,
+    max_memory: float = DEFAULT_MAX_MEMORY,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = 1,
+) -> tuple[int, int]:
+    """``(tile, batch_size)`` for :func:`tiled_apply` on an N x C x *spatial batch of ``shape``.
+
+    With an explicit ``tile``: the images run whole (all N in one batch) when their padded sides
+    fit in it, else in tiles of that size. Without: they run whole when the estimate for the
+    whole padded batch fits ``max_memory``, else in tiles from :func:`choose_tile`.
+    """
+    n_images, spatial = shape[0], [round_overlap(s, size_multiple) for s in shape[2:]]
+    whole = max(spatial)
+    if tile is not None:
+        tile = round_tile(tile, size_multiple)
+        return (whole, n_images) if whole <= tile else (tile, batch_size)
+    if n_images * math.prod(spatial) * bytes_per_pixel <= max_memory:
+        return whole, n_images
+    dims = len(spatial)
+    side = choose_tile(max_memory, bytes_per_pixel, size_multiple, overlap, batch_size, dims)
+    return side, batch_size
+
+
 def tiled_apply(
     run: Run,
     x: np.ndarray,

@@ -1,0 +1,70 @@
+"""Arrays in, arrays out: the caller's image conventions around a network (no torch here).
+
+Shared by the PyTorch model (:mod:`restorekit.infer.model`) and the ONNX Runtime one
+(:mod:`restorekit.infer.onnx_backend`). Accepted arrays: H x W (grey) or H x W x C with C in
+{1, 3, 4} (RGBA: alpha passes through unchanged), dtype uint8 (0-255), uint16 (0-65535) or float
+(taken as [0, 1]; values outside are allowed and float output is not clipped). Grey images given
+to an RGB model are replicated to RGB and averaged back; RGB images given to a grey model are
+processed channel by channel. The network sees N x C x H x W float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from restorekit.errors import ImageFormatError
+
+Run = Callable[[np.ndarray], np.ndarray]
+"""N x C x H x W float32 -> N x C' x H' x W' float32."""
+
+
+def apply_to_image(run: Run, image: np.ndarray, model_channels: int) -> np.ndarray:
+    """``run`` applied to ``image`` (see the module docstring); same shape layout and dtype out."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        return apply_to_image(run, array[..., None], model_channels)[..., 0]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageFormatError(
+            f"expected an H x W or H x W x C image with C in 1, 3, 4; got shape {array.shape}"
+        )
+    if array.shape[2] == 4:
+        rgb = apply_to_image(run, array[..., :3], model_channels)
+        return np.concatenate([rgb, array[..., 3:]], axis=2)
+    pixels = to_unit(array)  # C x H x W
+    channels = pixels.shape[0]
+    if channels == model_channels:
+        out = run(pixels[None])[0]
+    elif channels == 1 and model_channels == 3:
+        out = run(np.repeat(pixels, 3, axis=0)[None])[0].mean(0, keepdims=True)
+    elif model_channels == 1:
+        out = run(np.ascontiguousarray(pixels[:, None]))[:, 0]
+    else:
+        raise ImageFormatError(f"image has {channels} channels; this model takes {model_channels}")
+    return from_unit(out, array.dtype)
+
+
+def to_unit(array: np.ndarray) -> np.ndarray:
+    """H x W x C uint8 / uint16 / float -> C x H x W float32 (integers scaled to [0, 1])."""
+    if array.dtype == np.uint8:
+        scaled = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        scaled = array.astype(np.float32) / 65535.0
+    elif array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise ImageFormatError("image contains NaN or infinite values; replace them first")
+        scaled = array.astype(np.float32)
+    else:
+        raise ImageFormatError(f"unsupported image dtype {array.dtype}; use uint8, uint16 or float")
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
+
+
+def from_unit(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """C x H x W float -> H x W x C of ``dtype`` (integers: scaled, rounded half up, clipped)."""
+    array = np.asarray(pixels).transpose(1, 2, 0)
+    if dtype == np.uint8:
+        return np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(array * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+    return array.astype(dtype)
