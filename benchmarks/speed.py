@@ -16,13 +16,12 @@ import json
 import os
 import platform
 import statistics
-import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import interleaved  # benchmarks/_common.py
 from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
@@ -48,24 +47,6 @@ def source_image(height: int, width: int) -> tuple[np.ndarray, str]:
     y, x = np.mgrid[0:height, 0:width] / max(height, width)
     channels = [np.sin(6 * x + 2 * y), np.cos(5 * y - 3 * x), np.sin(4 * (x + y))]
     return (np.stack(channels, axis=-1) * 127.5 + 127.5).astype(np.uint8), "synthetic"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device) -> dict[str, list]:
-    """Seconds of each run, alternating between runs on every repeat so drift hits both alike."""
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            sync(device)
-            start = time.perf_counter()
-            run()
-            sync(device)
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
 
 
 def summary(seconds: dict[str, list[float]], amounts: dict[str, float]) -> dict:

@@ -163,6 +163,15 @@ def evaluate(
         report.to_json(json_path)
 
 
+def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from restorekit.infer.tiling import parse_bytes
+
+    try:
+        return None if value is None else parse_bytes(value)
+    except RestorekitError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -173,22 +182,87 @@ def evaluate(
     "model_name",
     default="ne2ne-gauss25",
     show_default=True,
-    help="Shipped model name, model file or run folder.",
+    help="Shipped model name, model file or run folder; an .onnx file with --backend onnx.",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=1),
+    help="Tile side in pixels for large images (default: chosen from --max-memory).",
+)
+@click.option(
+    "--max-memory",
+    callback=_memory,
+    metavar="SIZE",
+    help="Working-memory budget that sets the tile size, e.g. 2GB, 512MB (default 2GB).",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    help="Overlap of neighbouring tiles in pixels (default 352: exact for the N2N U-Net).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="torch, or onnx: ONNX Runtime on CPU (export the model with `restorekit export`).",
 )
 @device_option
-def denoise(inputs: tuple[Path, ...], out: Path, model_name: str, device: str | None) -> None:
+def denoise(
+    inputs: tuple[Path, ...],
+    out: Path,
+    model_name: str,
+    tile: int | None,
+    max_memory: int | None,
+    overlap: int | None,
+    backend: str,
+    device: str | None,
+) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth."""
     from tqdm import tqdm
 
-    from restorekit.infer import load_model
     from restorekit.io import list_images, read_image, write_image
 
-    model = load_model(model_name, device)
+    given = {"max_memory": max_memory, "overlap": overlap}
+    tiling = {key: value for key, value in given.items() if value is not None}
+    if backend == "onnx":
+        from restorekit.infer.onnx_backend import load_onnx_model
+
+        if Path(model_name).suffix.lower() != ".onnx":
+            raise click.UsageError("with --backend onnx, --model is an .onnx file")
+        model = load_onnx_model(model_name, tile=tile, **tiling)
+    else:
+        from restorekit.infer import load_model
+
+        model = load_model(model_name, device, tile=tile, **tiling)
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc="denoise", unit="img"):
         image = read_image(path)
         write_image(out / path.name, model.denoise(image.array), alpha=image.alpha)
     click.echo(f"{len(paths)} image(s) denoised into {out}")
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_name",
+    required=True,
+    help="Shipped model name, model file or run folder.",
+)
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="The .onnx file to write."
+)
+@click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
+def export(model_name: str, out: Path, opset: int) -> None:
+    """Export a model to ONNX (dynamic batch, height, width), checked with ONNX Runtime."""
+    from restorekit.infer.onnx_export import export_onnx
+
+    result = export_onnx(model_name, out, opset=opset)
+    shape = "x".join(map(str, result.check_shape))
+    click.echo(
+        f"wrote {result.path} (opset {result.opset}); ONNX Runtime matches PyTorch on a "
+        f"{shape} input to {result.max_abs_diff:.2g} (max abs difference)"
+    )
 
 
 @main.command()

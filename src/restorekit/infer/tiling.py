@@ -54,6 +54,9 @@ DEFAULT_MAX_MEMORY = 2 * 1024**3
 DEFAULT_OVERLAP = 352
 """Default overlap of neighbouring tiles in input pixels (see the module docstring)."""
 
+FALLBACK_BYTES_PER_PIXEL = 4.0 * 4 * 64
+"""Estimate for a network whose layers cannot be inspected: as a float32 64-channel conv net."""
+
 Run = Callable[[np.ndarray], np.ndarray]
 
 
@@ -84,9 +87,9 @@ def round_tile(tile: int, size_multiple: int) -> int:
     return max(size_multiple, tile // size_multiple * size_multiple)
 
 
-def round_overlap(overlap: int, size_multiple: int) -> int:
-    """``overlap`` rounded up to a multiple of ``size_multiple``."""
-    return -(-overlap // size_multiple) * size_multiple
+def round_up(length: int, size_multiple: int) -> int:
+    """``length`` (an overlap, an image side) rounded up to a multiple of ``size_multiple``."""
+    return -(-length // size_multiple) * size_multiple
 
 
 def tile_origins(length: int, tile: int, overlap: int, size_multiple: int) -> list[int]:
@@ -109,6 +112,8 @@ def edge_window(length: int, before: bool, after: bool, overlap: int) -> np.ndar
     ``before`` / ``after``: whether another tile overlaps this one at its start / end (else the
     side is an image border and keeps weight 1). ``overlap`` in output pixels.
     """
+    if overlap <= 0:
+        return np.ones(length, np.float32)
     start = np.arange(length, dtype=np.float64)
     end = start[::-1]
     margin, ramp = overlap * 3 / 8, overlap / 4
@@ -141,14 +146,15 @@ def choose_tile(
     """
     side = (max_memory / (batch_size * bytes_per_pixel)) ** (1 / spatial_dims)
     tile = int(side) // size_multiple * size_multiple
-    overlap = round_overlap(overlap, size_multiple)
+    overlap = round_up(overlap, size_multiple)
     smallest = overlap + size_multiple
     if tile < smallest:
         need = batch_size * smallest**spatial_dims * bytes_per_pixel
         raise ConfigError(
             f"memory budget {format_bytes(max_memory)} is too small for tiles of {smallest} "
             f"pixels (overlap {overlap} + {size_multiple}), which need about {format_bytes(need)}; "
-            "raise the budget (--max-memory) or give a tile size (--tile)"
+            "raise the budget (--max-memory), lower the overlap (--overlap) or give a tile size "
+            "(--tile)"
         )
     return tile
 
@@ -168,7 +174,7 @@ def plan_tiles(
     fit in it, else in tiles of that size. Without: they run whole when the estimate for the
     whole padded batch fits ``max_memory``, else in tiles from :func:`choose_tile`.
     """
-    n_images, spatial = shape[0], [round_overlap(s, size_multiple) for s in shape[2:]]
+    n_images, spatial = shape[0], [round_up(s, size_multiple) for s in shape[2:]]
     whole = max(spatial)
     if tile is not None:
         tile = round_tile(tile, size_multiple)
@@ -201,13 +207,13 @@ def tiled_apply(
     size = x.shape[2:]
     padded = pad_to_multiple(x, size_multiple, spatial_dims)
     tile = round_tile(tile, size_multiple)
-    overlap = round_overlap(overlap, size_multiple)
+    overlap = round_up(overlap, size_multiple)
     grid = padded.shape[2:]
     sides = [min(tile, length) for length in grid]
     if any(side < length for side, length in zip(sides, grid, strict=True)) and overlap >= tile:
         raise ConfigError(
             f"tile {tile} must exceed the overlap {overlap} by at least {size_multiple} pixels; "
-            "give a larger tile (--tile) or a smaller overlap"
+            "give a larger tile (--tile) or a smaller overlap (--overlap)"
         )
     origins = [
         tile_origins(length, side, overlap, size_multiple)
@@ -309,7 +315,7 @@ def estimate_bytes_per_pixel(net: Any, scale: int = 1, dtype_bytes: int = 4) -> 
     """
     layers = [m for m in net.modules() if hasattr(m, "in_channels") and hasattr(m, "out_channels")]
     if not layers:
-        return float(dtype_bytes * 4 * 64)  # unknown architecture: as a 64-channel conv net
+        return FALLBACK_BYTES_PER_PIXEL
     widest_in = max(m.in_channels for m in layers)
     widest_out = max(m.out_channels for m in layers)
     return float(dtype_bytes * (2 * (widest_in + widest_out) + layers[-1].out_channels * scale**2))
@@ -337,7 +343,7 @@ def predict_tiled(
     @torch.no_grad()
     def run(batch: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(batch).to(device)
-        if channels_last:
+        if channels_last and tensor.ndim == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return net(tensor).float().cpu().numpy()
 

@@ -1,0 +1,45 @@
+"""Copy a trained model into the package's zoo, keeping its descriptor and recording provenance.
+
+    python scripts/ship_model.py RUN_DIR NAME [--weights final|best] [--command "..."]...
+
+Writes ``src/restorekit/zoo/NAME/model.safetensors``. The descriptor's ``training`` gains the
+run's command history (``commands.log``, or the ``--command`` values for runs that predate it)
+and the source checkpoint. Evaluate it afterwards with ``restorekit eval --json`` into
+``zoo/NAME/eval/`` and write ``zoo/NAME/card.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from restorekit.nets.files import load_model_file, save_model
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "restorekit" / "zoo"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--weights", choices=["final", "best"], default="final")
+    parser.add_argument("--command", action="append", default=[], help="a command of the run")
+    args = parser.parse_args()
+
+    source = (
+        args.run_dir / "model.safetensors"
+        if args.weights == "final"
+        else args.run_dir / "checkpoints" / "best.safetensors"
+    )
+    net, descriptor = load_model_file(source)
+    log = args.run_dir / "commands.log"
+    commands = log.read_text().splitlines() if log.exists() else args.command
+    training = {**descriptor.training, "commands": commands, "source": source.name}
+    target = ZOO / args.name / "model.safetensors"
+    save_model(target, net, descriptor.model_copy(update={"training": training}))
+    size = target.stat().st_size / 1e6
+    print(f"wrote {target} ({size:.1f} MB) from {source}, step {training.get('step')}")
+
+
+if __name__ == "__main__":
+    main()
