@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -24,3 +26,10 @@ def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device) -> di
             sync(device)
             seconds[name].append(time.perf_counter() - start)
     return seconds
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write a benchmark's JSON report (creating its folder) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -12,7 +12,6 @@ ratios against the plain (contiguous NCHW) run in the same process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import interleaved  # benchmarks/_common.py
+from _common import interleaved, write_report  # benchmarks/_common.py
 from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
@@ -182,9 +181,7 @@ def main() -> None:
         "training": training,
         "inference": inference,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ eager; FLOPs per step come from FlopCounterMode and are set against this CPU's f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import interleaved  # benchmarks/_common.py
+from _common import interleaved, write_report  # benchmarks/_common.py
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -255,9 +254,7 @@ def main() -> None:
         },
         "training": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":
