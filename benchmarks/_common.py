@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -26,6 +29,18 @@ def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device) -> di
             sync(device)
             seconds[name].append(time.perf_counter() - start)
     return seconds
+
+
+def environment(device: torch.device) -> dict:
+    """Where a benchmark ran: torch, threads, machine, device, date."""
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": {"processor": platform.processor(), **platform.uname()._asdict()},
+        "device": str(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def write_report(path: Path, report: dict) -> None:

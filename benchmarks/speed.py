@@ -12,15 +12,12 @@ ratios against the plain (contiguous NCHW) run in the same process.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import interleaved, write_report  # benchmarks/_common.py
+from _common import environment, interleaved, write_report  # benchmarks/_common.py
 from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
@@ -162,12 +159,7 @@ def main() -> None:
     )
 
     report = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "machine": {"processor": platform.processor(), **platform.uname()._asdict()},
-        "device": str(device),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **environment(device),
         "settings": {
             "quick": quick,
             "steps": args.steps,

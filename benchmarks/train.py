@@ -16,12 +16,11 @@ import os
 import platform
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import interleaved, write_report  # benchmarks/_common.py
+from _common import environment, interleaved, write_report  # benchmarks/_common.py
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -234,13 +233,8 @@ def main() -> None:
         print("compile skipped (--quick without --with-compile)")
 
     report = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
+        **environment(device),
         "cpu": peak,
-        "machine": {"processor": platform.processor(), **platform.uname()._asdict()},
-        "device": str(device),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {
             "quick": quick,
             "steps": args.steps,
