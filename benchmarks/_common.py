@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -29,6 +30,24 @@ def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device) -> di
             sync(device)
             seconds[name].append(time.perf_counter() - start)
     return seconds
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--threads, --steps, --warmup, --repeats: resolved by :func:`resolve_timing`."""
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--steps", type=int, help="timed training steps per repeat (default 10)")
+    parser.add_argument("--warmup", type=int, help="untimed training steps first (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed repeats, median reported (default 3)")
+
+
+def resolve_timing(args: argparse.Namespace) -> None:
+    """Fill unset timing arguments (``--quick``: 2 steps, 1 warm-up, 1 repeat; patch 64)."""
+    for key, full, short in (("steps", 10, 2), ("warmup", 3, 1), ("repeats", 3, 1)):
+        if getattr(args, key) is None:
+            setattr(args, key, short if args.quick else full)
+    args.patch = 64 if args.quick else 256
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
 
 def environment(device: torch.device) -> dict:

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import environment, interleaved, write_report  # benchmarks/_common.py
+from _common import (
+    add_timing_arguments,
+    environment,
+    interleaved,
+    resolve_timing,
+    write_report,
+)  # benchmarks/_common.py
 from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
@@ -119,19 +125,11 @@ def main() -> None:
         action="store_true",
         help="patch 64, 2 timed steps, a 128x96 image: checks the script only",
     )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--steps", type=int, help="timed training steps per repeat (default 10)")
-    parser.add_argument("--warmup", type=int, help="untimed training steps first (default 3)")
-    parser.add_argument("--repeats", type=int, help="timed repeats, median reported (default 3)")
+    add_timing_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
-    for key, full, short in (("steps", 10, 2), ("warmup", 3, 1), ("repeats", 3, 1)):
-        if getattr(args, key) is None:
-            setattr(args, key, short if quick else full)
-    args.patch = 64 if quick else 256
+    resolve_timing(args)
     width, height = (128, 96) if quick else (768, 512)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     image, source = source_image(512, 768)  # kodim01 is 768x512 (landscape)

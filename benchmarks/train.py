@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import environment, interleaved, write_report  # benchmarks/_common.py
+from _common import (
+    add_timing_arguments,
+    environment,
+    interleaved,
+    resolve_timing,
+    write_report,
+)  # benchmarks/_common.py
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -178,23 +184,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default benchmarks/results/train[_quick].json")
     parser.add_argument("--quick", action="store_true", help="patch 64, 2 steps: checks the script")
     parser.add_argument("--with-compile", action="store_true", help="time compile with --quick too")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--steps", type=int, help="timed steps per repeat (default 10)")
-    parser.add_argument("--warmup", type=int, help="untimed first steps (default 3)")
-    parser.add_argument("--repeats", type=int, help="timed repeats, median reported (default 3)")
+    add_timing_arguments(parser)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--ghz", type=float, help="CPU clock for the peak (default: /proc/cpuinfo)")
     parser.add_argument("--flop-per-cycle", type=int, help="fp32 FLOP/cycle/core (default: flags)")
     args = parser.parse_args()
     quick = args.quick
-    for key, full, short in (("steps", 10, 2), ("warmup", 3, 1), ("repeats", 3, 1)):
-        if getattr(args, key) is None:
-            setattr(args, key, short if quick else full)
-    args.patch = 64 if quick else 256
+    resolve_timing(args)
     name = "train_quick.json" if quick else "train.json"
     args.json = args.json or ROOT / "benchmarks" / "results" / name
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     configs = [c for c in CONFIGS if c != "compile" or not quick or args.with_compile]
 
