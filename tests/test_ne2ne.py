@@ -43,7 +43,7 @@ def test_all_eight_neighbour_pairs_are_drawn_uniformly():
 def test_regulariser_weight_ramps_with_epoch():
     net = torch.nn.Conv2d(3, 3, 3, padding=1)
     method = Neighbor2Neighbor(lambda1=1.0, lambda2=1.0, increase_ratio=2.0)
-    batch = method.make_batch(torch.rand(2, 3, 8, 8), None, None, SampleRandom.from_seed(0, 2))
+    batch = method.make_batch({"image": torch.rand(2, 3, 8, 8)}, None, SampleRandom.from_seed(0, 2))
     weights = [
         method.loss(net, batch, Progress(e, 100, 1), SampleRandom.from_seed(0, 2)).parts[
             "reg_weight"
@@ -62,7 +62,7 @@ def test_full_image_pass_builds_no_graph():
             return super().forward(x)
 
     method = Neighbor2Neighbor()
-    batch = method.make_batch(torch.rand(1, 3, 8, 8), None, None, SampleRandom.from_seed(0, 1))
+    batch = method.make_batch({"image": torch.rand(1, 3, 8, 8)}, None, SampleRandom.from_seed(0, 1))
     method.loss(Spy(3, 3, 3, padding=1), batch, Progress(1, 1, 1), SampleRandom.from_seed(0, 1))
     assert calls == [False, True]
 

@@ -45,11 +45,36 @@ class Ne2NeConfig(_Section):
 MethodConfig = Annotated[N2CConfig | N2NConfig | Ne2NeConfig, Field(discriminator="name")]
 
 
-class ModelConfig(_Section):
-    arch: str = Field("unet-n2n", description="architecture name, see restorekit.nets.NETS")
+class UNetN2NConfig(_Section):
+    """The Noise2Noise / Neighbor2Neighbor U-Net."""
+
+    arch: Literal["unet-n2n"] = "unet-n2n"
     in_channels: int = Field(3, ge=1, le=4)
     out_channels: int = Field(3, ge=1, le=4)
-    features: int = Field(48, ge=4, le=512, description="first-level feature count")
+    features: int = Field(48, ge=4, le=512, description="encoder feature count")
+
+
+class EDSRConfig(_Section):
+    """EDSR super-resolution (baseline: 16 blocks, 64 features, res_scale 1)."""
+
+    arch: Literal["edsr"] = "edsr"
+    scale: Literal[2, 3, 4] = 2
+    n_blocks: int = Field(16, ge=1, le=256)
+    features: int = Field(64, ge=4, le=1024)
+    res_scale: float = Field(1.0, gt=0, le=1)
+    in_channels: Literal[1, 3] = 3
+
+
+class REDNetConfig(_Section):
+    """RED-Net: symmetric conv/deconv encoder-decoder with skips every two layers."""
+
+    arch: Literal["rednet"] = "rednet"
+    n_layers: Literal[10, 20, 30] = 30
+    features: int = Field(64, ge=4, le=512)
+    in_channels: int = Field(3, ge=1, le=4)
+
+
+ModelConfig = Annotated[UNetN2NConfig | EDSRConfig | REDNetConfig, Field(discriminator="arch")]
 
 
 class DataConfig(_Section):
@@ -114,7 +139,7 @@ class Config(_Section):
     noise: str | None = Field(
         "gauss25", description="noise simulated on clean data (null: data are already noisy)"
     )
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelConfig = Field(default_factory=UNetN2NConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -139,6 +164,6 @@ class Config(_Section):
                 + (", on half-size sub-images)" if multiple == 64 else ")")
                 + f"; got {self.data.patch_size}"
             )
-        if self.model.in_channels != self.model.out_channels:
+        if getattr(self.model, "out_channels", self.model.in_channels) != self.model.in_channels:
             raise ValueError("model.in_channels and model.out_channels must match for denoising")
         return self

@@ -41,12 +41,7 @@ class Stepper:
         method = build_method(cfg.method)
         method.check(noise, paired=cfg.data.pairs is not None)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
-        model = build_net(
-            cfg.model.arch,
-            in_channels=cfg.model.in_channels,
-            out_channels=cfg.model.out_channels,
-            features=cfg.model.features,
-        )
+        model = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         model = model.to(context.device, memory_format=memory_format).train()
         optimizer = torch.optim.Adam(
@@ -98,12 +93,13 @@ class Stepper:
 
     def _loss(self, sample: dict[str, torch.Tensor], progress: Progress) -> LossOutput:
         rng = SampleRandom(sample["seed"], self.device)
-        images = sample["image"].to(self.device, memory_format=self.memory_format)
-        partners = sample.get("partner")
-        if partners is not None:
-            partners = partners.to(self.device, memory_format=self.memory_format)
-        batch = self.method.make_batch(images, partners, self.noise, rng)
+        tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
+        batch = self.method.make_batch(tensors, self.noise, rng)
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
             return self.method.loss(self.net, batch, progress, rng)
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        layout = self.memory_format if tensor.dim() == 4 else torch.contiguous_format
+        return tensor.to(self.device, memory_format=layout)

@@ -140,13 +140,10 @@ def describe(cfg: Config, model: torch.nn.Module, run_dir: Path, command: str) -
     commands = run_dir / "commands.log"
     return ModelDescriptor(
         arch=cfg.model.arch,
-        arch_args={
-            "in_channels": cfg.model.in_channels,
-            "out_channels": cfg.model.out_channels,
-            "features": cfg.model.features,
-        },
+        arch_args=cfg.model.model_dump(exclude={"arch"}),
         in_channels=cfg.model.in_channels,
-        out_channels=cfg.model.out_channels,
+        out_channels=getattr(cfg.model, "out_channels", cfg.model.in_channels),
+        scale=getattr(cfg.model, "scale", 1),
         size_multiple=getattr(model, "size_multiple", 1),
         noise=cfg.noise,
         method=cfg.method.name,

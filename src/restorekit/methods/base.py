@@ -4,8 +4,8 @@ A method turns a batch of patches into the network's input and a loss. The engin
 ``make_batch`` then ``loss`` and never needs to know which method it trains.
 
 Conventions: tensors are float32, N x C x H x W, values in [0, 1] for clean data (noisy values may
-fall outside). ``images`` are the patches the data set yields; ``partners`` are the aligned
-patches of a paired data set (Noise2Noise on two noisy folders), else ``None``. ``rng`` holds
+fall outside). A loader sample holds ``image`` (the patches the data set yields) and, for paired
+data sets, the aligned ``partner`` patches (Noise2Noise on two noisy folders). ``rng`` holds
 one random stream per sample (see :mod:`restorekit.randomness`): draw every random number
 through it, so results do not depend on how batches are split over devices.
 """
@@ -62,12 +62,10 @@ class TrainingMethod(ABC):
 
     @abstractmethod
     def make_batch(
-        self,
-        images: torch.Tensor,
-        partners: torch.Tensor | None,
-        noise: NoiseModel | None,
-        rng: SampleRandom,
-    ) -> Batch: ...
+        self, sample: dict[str, torch.Tensor], noise: NoiseModel | None, rng: SampleRandom
+    ) -> Batch:
+        """``sample``: the loader's tensors on the training device: ``image`` (always),
+        ``partner`` (paired data sets) or ``target`` (super-resolution), and ``seed``."""
 
     @abstractmethod
     def loss(

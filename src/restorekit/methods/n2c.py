@@ -16,9 +16,10 @@ class Noise2Clean(TrainingMethod):
     name = "n2c"
     needs_noise = True
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
+    def make_batch(self, sample, noise: NoiseModel | None, rng) -> Batch:
         assert noise is not None
-        return Batch(input=noise(images, rng), target=images, clean=images)
+        clean = sample["image"]
+        return Batch(input=noise(clean, rng), target=clean, clean=clean)
 
     def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None

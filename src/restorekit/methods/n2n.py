@@ -32,11 +32,12 @@ class Noise2Noise(TrainingMethod):
                 "or a 'noise' model to draw two noisy copies of clean images"
             )
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
-        if partners is not None:
-            return Batch(input=images, target=partners)
+    def make_batch(self, sample, noise: NoiseModel | None, rng) -> Batch:
+        if "partner" in sample:
+            return Batch(input=sample["image"], target=sample["partner"])
         assert noise is not None
-        return Batch(input=noise(images, rng), target=noise(images, rng), clean=images)
+        clean = sample["image"]
+        return Batch(input=noise(clean, rng), target=noise(clean, rng), clean=clean)
 
     def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None

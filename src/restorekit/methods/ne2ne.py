@@ -27,10 +27,10 @@ class Neighbor2Neighbor(TrainingMethod):
     increase_ratio: float = 2.0
     name = "ne2ne"
 
-    def make_batch(self, images, partners, noise: NoiseModel | None, rng) -> Batch:
+    def make_batch(self, sample, noise: NoiseModel | None, rng) -> Batch:
         if noise is None:  # a folder of real noisy images: no clean data at all
-            return Batch(input=images)
-        return Batch(input=noise(images, rng), clean=images)
+            return Batch(input=sample["image"])
+        return Batch(input=noise(sample["image"], rng), clean=sample["image"])
 
     def loss(
         self, net: nn.Module, batch: Batch, progress: Progress, rng: SampleRandom
