@@ -267,11 +267,23 @@ def export(model_name: str, out: Path, opset: int) -> None:
 
 @main.command()
 def models() -> None:
-    """List the shipped models with their measured figures."""
+    """List the shipped models: what each is, how it was trained, what it measures."""
+    from restorekit.nets.files import read_descriptor
     from restorekit.zoo import shipped_models
 
     for model in shipped_models():
-        click.echo(model.name)
+        d = read_descriptor(model.weights)
+        args = ", ".join(f"{k}={v}" for k, v in d.arch_args.items())
+        trained = d.training
+        click.echo(
+            f"{model.name}: {d.task} x{d.scale}, {d.in_channels} -> {d.out_channels} "
+            f"channels, noise {d.noise}, {d.arch}({args}), size multiple "
+            f"{d.size_multiple}, values {d.value_range[0]:g}-{d.value_range[1]:g}"
+        )
+        click.echo(
+            f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
+            f"{trained.get('step')} steps; card: {model.card}"
+        )
         for bench, result in model.evaluations().items():
             click.echo(
                 f"  {bench:<24} PSNR {result['psnr_in']:.2f} -> {result['psnr']:.2f} dB  "
