@@ -17,7 +17,7 @@ device_option = click.option(
 
 
 class _Group(click.Group):
-    """Print :class:`RestorekitError` as one clear message (exit code 2), never a traceback."""
+    """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -58,12 +58,8 @@ def evaluate_denoising(
     save_dir: str | Path | None = None,
     progress: bool = False,
 ) -> EvalReport:
-    """Score ``denoise`` (C x H x W float32 noisy -> C x H x W float) on clean images.
-
-    ``images`` are uint8 H x W x C.
-
-    ``save_dir`` receives the first repeat's noisy and denoised 8-bit PNGs.
-    """
+    """Score ``denoise`` (C x H x W float32 noisy -> C x H x W float) on clean uint8 H x W x C
+    ``images``; ``save_dir`` receives the first repeat's noisy and denoised 8-bit PNGs."""
     rows: list[dict[str, float | str]] = []
     for index, (clean, name) in enumerate(
         tqdm(list(zip(images, names, strict=True)), desc="eval", disable=not progress)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod
 from restorekit.methods.n2c import Noise2Clean
 from restorekit.methods.n2n import Noise2Noise
+from restorekit.methods.n2v import Noise2Void
 from restorekit.methods.ne2ne import Neighbor2Neighbor
 
 METHODS: dict[str, type[TrainingMethod]] = {
     "n2c": Noise2Clean,
     "n2n": Noise2Noise,
+    "n2v": Noise2Void,
     "ne2ne": Neighbor2Neighbor,
 }
 
@@ -21,6 +23,7 @@ __all__ = [
     "Neighbor2Neighbor",
     "Noise2Clean",
     "Noise2Noise",
+    "Noise2Void",
     "Progress",
     "TrainingMethod",
 ]

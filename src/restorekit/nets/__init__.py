@@ -13,6 +13,10 @@ Registered names and their ``build_net`` keyword arguments:
   ``n_blocks=32, features=256, res_scale=0.1``. Output is ``scale`` times larger.
 - ``rednet``: RED-Net (``n_layers=30`` in {10, 20, 30}, ``features=64``, ``in_channels=3``);
   same size out, residual; for super-resolution give it the bicubic-upscaled image.
+- ``unet-csbdeep``: the CSBDeep U-Net of Noise2Void, 2D or 3D (``in_channels=1``,
+  ``out_channels=1``, ``depth=2``, ``features=32``, ``kernel_size=3``, ``convs_per_level=2``,
+  ``batch_norm=True``, ``residual=False``, ``blurpool=False``, ``skip_top=True``, ``dims=2``);
+  N2V2 is ``blurpool=True, skip_top=False``; size_multiple ``2**depth``.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from torch import nn
 from restorekit.errors import ConfigError
 from restorekit.nets.edsr import EDSR
 from restorekit.nets.rednet import REDNet
+from restorekit.nets.unet_csbdeep import UNetCSBDeep
 from restorekit.nets.unet_n2n import UNetN2N
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "unet-n2n": UNetN2N,
     "edsr": EDSR,
     "rednet": REDNet,
+    "unet-csbdeep": UNetCSBDeep,
 }
 
 
@@ -48,4 +54,4 @@ def build_net(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(f"bad arguments for architecture {name!r}: {error}") from None
 
 
-__all__ = ["EDSR", "NETS", "REDNet", "UNetN2N", "build_net"]
+__all__ = ["EDSR", "NETS", "REDNet", "UNetCSBDeep", "UNetN2N", "build_net"]

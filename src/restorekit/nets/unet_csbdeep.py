@@ -68,7 +68,9 @@ class MaxBlurPool(nn.Module):
         kernel = taps
         for _ in range(dims - 1):
             kernel = kernel.unsqueeze(-1) * taps
-        self.register_buffer("kernel", kernel.expand(channels, 1, *kernel.shape).clone())
+        self.register_buffer(
+            "kernel", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 1) * self.dims, mode="replicate")
