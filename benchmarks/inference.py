@@ -160,14 +160,17 @@ def models_to_measure(names: list[str] | None, folder: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], conflict_handler="resolve"
+    )
     parser.add_argument("--model", action="append", help="shipped name or model file (repeat)")
     parser.add_argument("--max-memory", help="tiling budget, e.g. 2GB (default: the library's)")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/inference.json")
     parser.add_argument("--quick", action="store_true", help="128x96 and 400x300, 1 repeat")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one configuration
-    add_timing_arguments(parser)  # here --steps is denoise() calls per timed repeat
-    parser.set_defaults(steps=1, warmup=1)
+    add_timing_arguments(parser)  # --threads (ONNX Runtime's too), --repeats; and, redefined:
+    parser.add_argument("--steps", type=int, default=1, help="denoise() calls per timed repeat")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed denoise() calls first")
     args = parser.parse_args()
     if args.child:
         return child(json.loads(args.child))
