@@ -143,3 +143,22 @@ def test_models_command_lists_every_shipped_model_with_figures():
     for model in shipped_models():
         assert model.name in result.output
         assert model.card.exists() and model.evaluations(), f"{model.name} lacks card or figures"
+
+
+def test_shipped_ne2ne_model_denoises_a_photograph(astronaut):
+    """The bundled Neighbor2Neighbor model, on a photograph it never saw (scikit-image's)."""
+    from restorekit.degrade import parse_noise
+    from restorekit.metrics import psnr
+
+    model = load_model("ne2ne-gauss25")
+    descriptor = model.descriptor
+    assert descriptor.method == "ne2ne" and descriptor.noise == "gauss:25"
+    assert all("shared/data/BSD200_train" in d for d in descriptor.training["data"])
+    noisy = (
+        parse_noise("gauss25")
+        .sample_numpy(astronaut.transpose(2, 0, 1) / 255.0, np.random.default_rng(0))
+        .transpose(1, 2, 0)
+    )
+    to8 = lambda x: np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
+    before, after = psnr(astronaut, to8(noisy)), psnr(astronaut, to8(model.denoise(noisy)))
+    assert after > before + 7, (before, after)

@@ -55,6 +55,10 @@ def main() -> None:
     help="Continue the run in this folder from its last checkpoint.",
 )
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
+@click.option(
+    "--init-from",
+    help="Start from these weights: a model file, run folder or shipped name (EDSR x3/x4: x2).",
+)
 def train(
     config: str | None,
     overrides: tuple[str, ...],
@@ -63,6 +67,7 @@ def train(
     out: Path | None,
     resume: Path | None,
     max_steps: int | None,
+    init_from: str | None,
 ) -> None:
     """Train a model from a preset name or a YAML CONFIG (see `restorekit presets`)."""
     from restorekit.configs import load_config
@@ -73,6 +78,8 @@ def train(
         extra.append("data.train=[" + ", ".join(f"'{p}'" for p in data) + "]")
     if val:
         extra.append(f"data.val='{val}'")
+    if init_from:
+        extra.append(f"train.init_from='{init_from}'")
     if resume is not None:
         if config is not None:
             raise click.UsageError("with --resume, the config is read from the run folder")
@@ -112,7 +119,7 @@ def presets() -> None:
 @click.option(
     "--model", "model_name", required=True, help="Shipped model name, file or run folder."
 )
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="Clean images.")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Clean (HR) images.")
 @click.option("--noise", help="Noise spec (default: the noise the model was trained for).")
 @click.option(
     "--repeats",
@@ -121,7 +128,10 @@ def presets() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
-@click.option("--save-dir", type=click.Path(path_type=Path), help="Save noisy/denoised images.")
+@click.option("--save-dir", type=click.Path(path_type=Path), help="Save input/output images.")
+@click.option("--scale", type=click.IntRange(min=2), help="Upscaling models: must be the model's.")
+@click.option("--ensemble", is_flag=True, help="Upscaling models: x8 self-ensemble (EDSR+).")
+@click.option("--rgb", is_flag=True, help="Upscaling models: PSNR/SSIM on RGB, not on Y.")
 @device_option
 def evaluate(
     model_name: str,
@@ -131,9 +141,14 @@ def evaluate(
     seed: int,
     json_path: Path | None,
     save_dir: Path | None,
+    scale: int | None,
+    ensemble: bool,
+    rgb: bool,
     device: str | None,
 ) -> None:
-    """Measure PSNR/SSIM before and after denoising, as the Neighbor2Neighbor paper did."""
+    """Measure PSNR/SSIM before and after, by the model's task: denoising as the
+    Neighbor2Neighbor paper did; super-resolution as the EDSR paper did (Y channel, border =
+    scale, bicubic as the "before")."""
     import numpy as np
     import torch
 
@@ -144,6 +159,13 @@ def evaluate(
     from restorekit.io import to_uint8
 
     model = load_model(model_name, device)
+    if model.descriptor.task == "upscale":
+        if noise or repeats:
+            raise click.UsageError("--noise and --repeats are for denoising models")
+        _evaluate_upscaling(model, data, json_path, save_dir, scale, ensemble, rgb)
+        return
+    if scale or ensemble or rgb:
+        raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
     spec = noise or model.descriptor.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
@@ -159,6 +181,54 @@ def evaluate(
     )
     click.echo(f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats")
     click.echo(format_report(report))
+    if json_path:
+        report.to_json(json_path)
+
+
+_DISPLAY_NAMES = {"edsr": "EDSR", "rednet": "RED-Net"}
+
+
+def _evaluate_upscaling(
+    model: object,
+    data: Path,
+    json_path: Path | None,
+    save_dir: Path | None,
+    scale: int | None,
+    ensemble: bool,
+    rgb: bool,
+) -> None:
+    from restorekit.evaluation import evaluate_upscaling, format_upscaling_report
+    from restorekit.io import list_images, read_image
+
+    descriptor = model.descriptor  # type: ignore[attr-defined]
+    if scale is not None and scale != descriptor.scale:
+        raise click.UsageError(
+            f"--scale {scale} does not match the model, which upscales x{descriptor.scale}; "
+            f"evaluate a x{scale} model, or drop --scale"
+        )
+    paths = list_images(data)
+    images = [read_image(p).array for p in paths]
+
+    def upscale(lr):  # C x h x w float32 -> C x sh x sw
+        return model.upscale(lr.transpose(1, 2, 0)).transpose(2, 0, 1)  # type: ignore[attr-defined]
+
+    report = evaluate_upscaling(
+        upscale,
+        images,
+        [p.name for p in paths],
+        descriptor.scale,
+        y_channel=not rgb,
+        ensemble=ensemble,
+        save_dir=save_dir,
+        progress=True,
+    )
+    channel = "RGB" if rgb else "Y channel"
+    click.echo(
+        f"{data} | x{report.scale} | {report.n_images} images | {channel}, border "
+        f"{report.crop_border}" + (" | self-ensemble x8" if ensemble else "")
+    )
+    label = _DISPLAY_NAMES.get(descriptor.arch, descriptor.arch)
+    click.echo(format_upscaling_report(report, label))
     if json_path:
         report.to_json(json_path)
 
@@ -240,6 +310,64 @@ def denoise(
         image = read_image(path)
         write_image(out / path.name, model.denoise(image.array), alpha=image.alpha)
     click.echo(f"{len(paths)} image(s) denoised into {out}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output folder (created)."
+)
+@click.option(
+    "--model",
+    "model_name",
+    required=True,
+    help="Upscaling model: shipped name, model file or run folder.",
+)
+@click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble (8 passes, EDSR+).")
+@click.option(
+    "--tile",
+    type=click.IntRange(min=1),
+    help="Tile side in input pixels for large images (default: chosen from --max-memory).",
+)
+@click.option(
+    "--max-memory",
+    callback=_memory,
+    metavar="SIZE",
+    help="Working-memory budget that sets the tile size, e.g. 2GB, 512MB (default 2GB).",
+)
+@click.option(
+    "--overlap", type=click.IntRange(min=0), help="Overlap of neighbouring tiles in input pixels."
+)
+@device_option
+def upscale(
+    inputs: tuple[Path, ...],
+    out: Path,
+    model_name: str,
+    ensemble: bool,
+    tile: int | None,
+    max_memory: int | None,
+    overlap: int | None,
+    device: str | None,
+) -> None:
+    """Upscale image files and folders (super-resolution); format and bit depth kept."""
+    from tqdm import tqdm
+
+    from restorekit.infer import load_model
+    from restorekit.infer.arrays import upscale_alpha
+    from restorekit.io import list_images, read_image, write_image
+
+    given = {"max_memory": max_memory, "overlap": overlap}
+    tiling = {key: value for key, value in given.items() if value is not None}
+    model = load_model(model_name, device, tile=tile, **tiling)
+    if model.descriptor.task != "upscale":
+        raise click.UsageError(f"{model_name} is a denoising model; use `restorekit denoise`")
+    scale = model.descriptor.scale
+    paths = list_images(list(inputs))
+    for path in tqdm(paths, desc=f"upscale x{scale}", unit="img"):
+        image = read_image(path)
+        alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
+        write_image(out / path.name, model.upscale(image.array, ensemble=ensemble), alpha=alpha)
+    click.echo(f"{len(paths)} image(s) upscaled x{scale} into {out}")
 
 
 @main.command()

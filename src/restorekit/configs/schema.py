@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from restorekit.degrade.noise import parse_noise
-from restorekit.errors import NoiseSpecError
+from restorekit.errors import ConfigError, NoiseSpecError
+from restorekit.methods.n2v_masking import box_side, parse_struct_mask
 
 
 class _Section(BaseModel):
@@ -42,7 +43,47 @@ class Ne2NeConfig(_Section):
     increase_ratio: float = Field(2.0, ge=0, description="regulariser ramp: epoch/epochs x this")
 
 
-MethodConfig = Annotated[N2CConfig | N2NConfig | Ne2NeConfig, Field(discriminator="name")]
+class N2VConfig(_Section):
+    """Noise2Void (N2V2 with the median manipulator, structN2V with a struct mask)."""
+
+    name: Literal["n2v"] = "n2v"
+    masked_fraction: float = Field(
+        0.00198, gt=0, le=0.25, description="share of pixels masked (0.00198: the paper's 0.198%)"
+    )
+    manipulator: Literal[
+        "uniform_withCP", "uniform_withoutCP", "normal_withoutCP", "mean", "median"
+    ] = Field("uniform_withCP", description="how masked pixels are replaced (median: N2V2)")
+    radius: int = Field(2, ge=1, le=16, description="neighbourhood radius of the manipulator")
+    struct_mask: list | None = Field(
+        None, description="structN2V: 0/1 array (odd sizes, centred) of correlated neighbours"
+    )
+    channels: Literal["shared", "independent"] = Field(
+        "shared", description="one set of blind spots for all channels, or one per channel"
+    )
+    criterion: Literal["l2", "l1"] = "l2"
+
+    @field_validator("struct_mask")
+    @classmethod
+    def _struct_mask(cls, value: list | None) -> list | None:
+        if value is None:
+            return None
+        try:
+            parse_struct_mask(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+
+class SRConfig(_Section):
+    """Super-resolution: supervised, LR made from HR by MATLAB bicubic (needs data.scale)."""
+
+    name: Literal["sr"] = "sr"
+    criterion: Literal["l1", "l2"] = "l1"
+
+
+MethodConfig = Annotated[
+    N2CConfig | N2NConfig | Ne2NeConfig | N2VConfig | SRConfig, Field(discriminator="name")
+]
 
 
 class UNetN2NConfig(_Section):
@@ -74,7 +115,32 @@ class REDNetConfig(_Section):
     in_channels: int = Field(3, ge=1, le=4)
 
 
-ModelConfig = Annotated[UNetN2NConfig | EDSRConfig | REDNetConfig, Field(discriminator="arch")]
+class UNetCSBDeepConfig(_Section):
+    """The CSBDeep U-Net of Noise2Void (N2V2: blurpool true, skip_top false)."""
+
+    arch: Literal["unet-csbdeep"] = "unet-csbdeep"
+    in_channels: int = Field(1, ge=1, le=4)
+    out_channels: int = Field(1, ge=1, le=4)
+    depth: int = Field(2, ge=1, le=6, description="resolution levels (size multiple 2**depth)")
+    features: int = Field(32, ge=4, le=512, description="first level's features, doubled per level")
+    kernel_size: Literal[3, 5, 7] = 3
+    convs_per_level: int = Field(2, ge=1, le=4)
+    batch_norm: bool = True
+    residual: bool = Field(False, description="add the input to the output (in == out channels)")
+    blurpool: bool = Field(False, description="N2V2 max-blur-pool downsampling")
+    skip_top: bool = Field(True, description="false drops the full-resolution skip (N2V2)")
+    dims: Literal[2, 3] = 2
+
+    @model_validator(mode="after")
+    def _residual_channels(self) -> UNetCSBDeepConfig:
+        if self.residual and self.in_channels != self.out_channels:
+            raise ValueError("residual needs in_channels == out_channels; set residual to false")
+        return self
+
+
+ModelConfig = Annotated[
+    UNetN2NConfig | EDSRConfig | REDNetConfig | UNetCSBDeepConfig, Field(discriminator="arch")
+]
 
 
 class DataConfig(_Section):
@@ -86,6 +152,15 @@ class DataConfig(_Section):
     repeat: int = Field(1, ge=1, description="visits of each training image per epoch")
     augment: bool = Field(True, description="random flips and 90-degree rotations")
     workers: int = Field(0, ge=0, le=64, description="data-loader worker processes")
+    scale: int | None = Field(None, ge=2, le=8, description="sr: upscaling factor (EDSR: 2-4)")
+    lr_patch_size: int = Field(48, ge=4, le=1024, description="sr: LR patch side (HR: x scale)")
+    upsample_input: bool = Field(False, description="sr: the net gets the bicubic-upscaled LR")
+    round_lr: bool = Field(
+        True, description="sr: round LR made from HR to its bit depth (as LR files are)"
+    )
+    layout: Literal["auto", "hr_only", "div2k"] = Field(
+        "auto", description="sr: HR-only folders, or DIV2K's HR/ + LR_bicubic/X<scale>/"
+    )
 
     @field_validator("train", mode="before")
     @classmethod
@@ -130,6 +205,9 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(200, ge=1, description="steps between resume checkpoints")
     val_every: int = Field(1, ge=1, description="epochs between validations")
     image_every: int = Field(5, ge=1, description="validations between TensorBoard samples")
+    init_from: Path | None = Field(
+        None, description="start from these weights (model file or run; EDSR x3/x4 from x2)"
+    )
 
 
 class Config(_Section):
@@ -156,14 +234,65 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
-        multiple = 64 if self.method.name == "ne2ne" else 32
-        if self.data.patch_size % multiple:
+        if isinstance(self.model, UNetCSBDeepConfig):
+            pools = self.model.depth
+        elif isinstance(self.model, REDNetConfig | EDSRConfig):
+            pools = 0  # no pooling
+        else:
+            pools = 5
+        multiple = 2**pools * (2 if self.method.name == "ne2ne" else 1)
+        if not isinstance(self.method, SRConfig) and self.data.patch_size % multiple:
             raise ValueError(
                 f"data.patch_size must be a multiple of {multiple} for method "
-                f"{self.method.name!r} (the U-Net pools 5 times"
-                + (", on half-size sub-images)" if multiple == 64 else ")")
+                f"{self.method.name!r} (the U-Net pools {pools} times"
+                + (", on half-size sub-images)" if self.method.name == "ne2ne" else ")")
                 + f"; got {self.data.patch_size}"
             )
+        if isinstance(self.method, N2VConfig):
+            self._check_n2v(self.method)
+        if getattr(self.model, "dims", 2) == 3 and self.train.channels_last:
+            raise ValueError(
+                "train.channels_last applies to 2D networks only; set it to false for model.dims=3"
+            )
+        if isinstance(self.method, SRConfig):
+            self._check_sr()
+        elif isinstance(self.model, EDSRConfig):
+            raise ValueError("model.arch 'edsr' upscales: train it with method.name=sr")
         if getattr(self.model, "out_channels", self.model.in_channels) != self.model.in_channels:
             raise ValueError("model.in_channels and model.out_channels must match for denoising")
         return self
+
+    def _check_sr(self) -> None:
+        if self.noise is not None:
+            raise ValueError(
+                f"noise must be null for method 'sr' (got {self.noise!r}): its low-resolution "
+                "images are bicubic downscalings, no noise is simulated"
+            )
+        if self.data.scale is None:
+            raise ValueError("data.scale is required for method 'sr' (e.g. 2, 3 or 4)")
+        if isinstance(self.model, EDSRConfig):
+            if self.model.scale != self.data.scale:
+                raise ValueError(
+                    f"model.scale={self.model.scale} must equal data.scale={self.data.scale}"
+                )
+            if self.data.upsample_input:
+                raise ValueError("data.upsample_input must be false for EDSR (it upscales itself)")
+        elif not self.data.upsample_input:
+            raise ValueError(
+                f"model.arch {self.model.arch!r} keeps the image size: set "
+                "data.upsample_input=true (it then gets the bicubic-upscaled image)"
+            )
+
+    def _check_n2v(self, method: N2VConfig) -> None:
+        dims = getattr(self.model, "dims", 2)
+        try:
+            side = box_side(method.masked_fraction, dims)
+        except ConfigError as error:
+            raise ValueError(f"method.masked_fraction: {error}") from None
+        if side > self.data.patch_size:
+            raise ValueError(
+                f"method.masked_fraction={method.masked_fraction} gives boxes of {side} pixels, "
+                f"larger than data.patch_size={self.data.patch_size}; raise the fraction"
+            )
+        if method.struct_mask is not None and parse_struct_mask(method.struct_mask).ndim > dims:
+            raise ValueError(f"method.struct_mask has more axes than the {dims}D data")

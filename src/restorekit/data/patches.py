@@ -60,11 +60,22 @@ class EpochSampler(Sampler[tuple[int, int]]):
             yield int(order[position]), derive_seed(self.seed, self.epoch, position)
 
 
-def _augment(array: np.ndarray, op: int) -> np.ndarray:
+def augment_array(array: np.ndarray, op: int) -> np.ndarray:
     """One of the 8 flips/rotations of an H x W x C array (op 0 is the identity)."""
     if op & 4:
         array = array[:, ::-1]
     return np.rot90(array, op & 3)
+
+
+def draw_crop(
+    rng: np.random.Generator, height: int, width: int, size: int, augment: bool
+) -> tuple[int, int, int]:
+    """Top, left (of a ``size`` square in a ``height`` x ``width`` image) and augmentation op,
+    drawn from ``rng`` in this order (op 0 when ``augment`` is off)."""
+    top = int(rng.integers(0, height - size + 1))
+    left = int(rng.integers(0, width - size + 1))
+    op = int(rng.integers(0, 8)) if augment else 0
+    return top, left, op
 
 
 class PatchDataset(Dataset):
@@ -89,7 +100,7 @@ class PatchDataset(Dataset):
 
     def _crop(self, array: np.ndarray, top: int, left: int, op: int) -> torch.Tensor:
         array = self._pad(array)[top : top + self.patch_size, left : left + self.patch_size]
-        return torch.from_numpy(array_to_float(_augment(array, op)))
+        return torch.from_numpy(array_to_float(augment_array(array, op)))
 
     def _pad(self, array: np.ndarray) -> np.ndarray:
         pad_h = max(0, self.patch_size - array.shape[0])
@@ -102,9 +113,7 @@ class PatchDataset(Dataset):
         index, seed = key
         rng = np.random.default_rng(seed)
         height, width = (max(s, self.patch_size) for s in self.images[index].shape[:2])
-        top = int(rng.integers(0, height - self.patch_size + 1))
-        left = int(rng.integers(0, width - self.patch_size + 1))
-        op = int(rng.integers(0, 8)) if self.augment else 0
+        top, left, op = draw_crop(rng, height, width, self.patch_size, self.augment)
         sample = {
             "image": self._crop(self.images[index], top, left, op),
             "seed": torch.tensor(derive_seed(seed, 1)),  # the sample's stream for noise and masks

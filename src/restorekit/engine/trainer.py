@@ -26,18 +26,20 @@ from torch.utils.data import DataLoader
 
 from restorekit import __version__
 from restorekit.configs.schema import Config
-from restorekit.data import EpochSampler, PatchDataset, load_images
+from restorekit.data import EpochSampler, PatchDataset, SRPatchDataset, load_images, load_sr_images
 from restorekit.degrade.noise import NoiseModel
+from restorekit.degrade.resize import imresize
 from restorekit.engine import distributed
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
 from restorekit.engine.step import Stepper
 from restorekit.errors import ConfigError, RestorekitError
-from restorekit.evaluation import evaluate_denoising
+from restorekit.evaluation import evaluate_denoising, evaluate_upscaling
 from restorekit.infer.predict import predict
 from restorekit.io import to_uint8
 from restorekit.methods import Progress
-from restorekit.nets.files import ModelDescriptor, save_model
+from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
+from restorekit.zoo import resolve_model
 
 
 class TrainingInterrupted(RestorekitError):
@@ -46,9 +48,10 @@ class TrainingInterrupted(RestorekitError):
 
 @dataclass
 class TrainData:
-    """Decoded training patches and clean validation images (uint8 H x W x C)."""
+    """Decoded training patches and clean (super-resolution: HR) validation images (uint8
+    H x W x C)."""
 
-    dataset: PatchDataset
+    dataset: PatchDataset | SRPatchDataset
     n_images: int
     val_images: list[np.ndarray]
     val_names: list[str]
@@ -68,16 +71,26 @@ def learning_rate(config: Config, step: int, total_steps: int) -> float:
     return config.optim.lr * config.optim.gamma**passed
 
 
-def load_train_data(cfg: Config, noise: NoiseModel | None) -> TrainData:
-    images, names = load_images(cfg.data.train, cfg.model.in_channels)
-    dataset = PatchDataset(images, cfg.data.patch_size, cfg.data.augment, _load_pairs(cfg, names))
+def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise") -> TrainData:
+    dc = cfg.data
+    if task == "upscale":  # aligned LR/HR patches (restorekit.data.sr)
+        assert dc.scale is not None
+        pairs = load_sr_images(dc.train, dc.scale, cfg.model.in_channels, dc.layout, dc.round_lr)
+        dataset: PatchDataset | SRPatchDataset = SRPatchDataset(
+            pairs, dc.scale, dc.lr_patch_size, dc.augment, dc.upsample_input
+        )
+        n_images = len(pairs.hr)
+    else:
+        images, names = load_images(dc.train, cfg.model.in_channels)
+        dataset = PatchDataset(images, dc.patch_size, dc.augment, _load_pairs(cfg, names))
+        n_images = len(images)
     val_images: list[np.ndarray] = []
     val_names: list[str] = []
-    if cfg.data.val is not None and noise is not None:
+    if cfg.data.val is not None and (noise is not None or task == "upscale"):
         val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
         val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
-    return TrainData(dataset, len(images), val_images, val_names)
+    return TrainData(dataset, n_images, val_images, val_names)
 
 
 def _load_pairs(config: Config, names: list[str]) -> list[np.ndarray] | None:
@@ -114,36 +127,59 @@ def validate(
     net: torch.nn.Module,
     images: list[np.ndarray],
     names: list[str],
-    noise: NoiseModel,
+    noise: NoiseModel | None,
     channels_last: bool,
     seed: int,
+    task: str = "denoise",
+    scale: int = 1,
 ) -> tuple[dict[str, float], torch.Tensor]:
-    """Validation PSNR/SSIM (paper protocol, one repeat) and the first denoised image."""
+    """Validation PSNR/SSIM and the first output image, by the task's protocol: denoise, the
+    paper's with one repeat; upscale, ``evaluate_upscaling`` at ``scale`` (Y channel, border
+    ``scale``; a network that keeps the size gets the bicubic-upscaled LR image)."""
     device = next(net.parameters()).device
     multiple = getattr(net, "size_multiple", 1)
     first: list[torch.Tensor] = []
 
-    def denoise(noisy: np.ndarray) -> np.ndarray:
-        out = predict(net, torch.from_numpy(noisy)[None].to(device), multiple, channels_last)[0]
+    def apply(pixels: np.ndarray) -> np.ndarray:
+        out = predict(net, torch.from_numpy(pixels)[None].to(device), multiple, channels_last)[0]
         if not first:
             first.append(out.float().cpu())
         return out.float().cpu().numpy()
 
+    channels = next(m.in_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+    def upscale(lr: np.ndarray) -> np.ndarray:
+        if lr.shape[0] != channels:  # a grey model on the protocol's RGB images: per channel
+            return np.concatenate([upscale(c[None]) for c in lr])
+        if getattr(net, "scale", 1) == scale:
+            return apply(lr)
+        size = (lr.shape[1] * scale, lr.shape[2] * scale)
+        return apply(imresize(lr.transpose(1, 2, 0), output_shape=size).transpose(2, 0, 1))
+
     net.eval()
-    report = evaluate_denoising(denoise, images, names, noise, repeats=1, seed=seed)
+    if task == "upscale":
+        report = evaluate_upscaling(upscale, images, names, scale)
+    else:
+        assert noise is not None
+        report = evaluate_denoising(apply, images, names, noise, repeats=1, seed=seed)
     net.train()
     return {"psnr": report.psnr, "ssim": report.ssim, "psnr_in": report.psnr_in}, first[0]
 
 
-def describe(cfg: Config, model: torch.nn.Module, run_dir: Path, command: str) -> ModelDescriptor:
-    """The descriptor saved with every checkpoint of this run."""
+def describe(
+    cfg: Config, model: torch.nn.Module, run_dir: Path, command: str, task: str = "denoise"
+) -> ModelDescriptor:
+    """The descriptor saved with every checkpoint of this run (``task``: the method's)."""
     commands = run_dir / "commands.log"
+    upscale = task == "upscale"
     return ModelDescriptor(
         arch=cfg.model.arch,
         arch_args=cfg.model.model_dump(exclude={"arch"}),
+        task=task,
         in_channels=cfg.model.in_channels,
         out_channels=getattr(cfg.model, "out_channels", cfg.model.in_channels),
-        scale=getattr(cfg.model, "scale", 1),
+        scale=(cfg.data.scale or 1) if upscale else getattr(cfg.model, "scale", 1),
+        upsample_input=upscale and cfg.data.upsample_input,
         size_multiple=getattr(model, "size_multiple", 1),
         noise=cfg.noise,
         method=cfg.method.name,
@@ -221,10 +257,11 @@ def _train(
     # Network, optimizer, method; data.
     stepper = Stepper.from_config(cfg, context)
     model, optimizer, noise = stepper.model, stepper.optimizer, stepper.noise
-    data = load_train_data(cfg, noise)
+    task = stepper.method.task
+    data = load_train_data(cfg, noise, task)
     steps_per_epoch = _check_batch(cfg, data.n_images, context.world_size)
     local_batch = tc.batch_size // context.world_size
-    descriptor = describe(cfg, model, run_dir, command)
+    descriptor = describe(cfg, model, run_dir, command, task)
 
     step, best_psnr = 0, float("-inf")
     if resume:
@@ -238,9 +275,21 @@ def _train(
         f"restorekit {__version__}: {cfg.method.name} on {data.n_images} images "
         f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
         f"{context.world_size} process(es) x {local_batch // tc.accumulate} x {tc.accumulate} "
-        f"accumulation, patch {cfg.data.patch_size}, noise {cfg.noise}) on {context.device}"
+        + (
+            f"accumulation, x{cfg.data.scale}, LR patch {cfg.data.lr_patch_size})"
+            if task == "upscale"
+            else f"accumulation, patch {cfg.data.patch_size}, noise {cfg.noise})"
+        )
+        + f" on {context.device}"
         + (f"; resumed at step {step}" if resume else "")
     )
+    if tc.init_from is not None and not resume:
+        source = resolve_model(tc.init_from)
+        loaded, skipped = init_from_model_file(model, cfg.model.arch, source)
+        log.line(
+            f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
+            f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
+        )
 
     def checkpoint(epoch: int) -> None:
         if main:
@@ -305,17 +354,25 @@ def _train(
             epoch_done = step == epoch * steps_per_epoch
             validate_now = epoch % tc.val_every == 0 or epoch == tc.epochs
             if main and data.val_images and epoch_done and validate_now:
-                assert noise is not None
                 scores, sample_out = validate(
-                    model, data.val_images, data.val_names, noise, tc.channels_last, tc.seed
+                    model,
+                    data.val_images,
+                    data.val_names,
+                    noise,
+                    tc.channels_last,
+                    tc.seed,
+                    task,
+                    cfg.data.scale or 1,
                 )
                 log.scalars(step, scores, "val")
+                before = "bicubic" if task == "upscale" else "noisy"
                 log.line(
                     f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, "
-                    f"SSIM {scores['ssim']:.4f} (noisy {scores['psnr_in']:.4f} dB)"
+                    f"SSIM {scores['ssim']:.4f} ({before} {scores['psnr_in']:.4f} dB)"
                 )
                 if validations % tc.image_every == 0:
-                    log.image(step, "val/denoised", sample_out)
+                    tag = "upscaled" if task == "upscale" else "denoised"
+                    log.image(step, f"val/{tag}", sample_out)
                 validations += 1
                 if scores["psnr"] > best_psnr:
                     best_psnr = scores["psnr"]

@@ -33,7 +33,9 @@ def default_repeats(folder: str | Path) -> int:
 
 @dataclass
 class EvalReport:
-    noise: str
+    """Mean figures (psnr_in / ssim_in: the degraded input, noisy or bicubic) and per image."""
+
+    noise: str | None  # None for super-resolution (bicubic degradation)
     repeats: int
     seed: int
     psnr_in: float
@@ -42,6 +44,10 @@ class EvalReport:
     ssim: float
     n_images: int
     images: list[dict[str, float | str]] = field(default_factory=list)
+    scale: int = 1  # super-resolution factor (1: denoising)
+    ensemble: bool = False  # x8 geometric self-ensemble
+    y_channel: bool = False  # metrics on BT.601 Y (else all channels)
+    crop_border: int = 0  # pixels removed from each edge before the metrics
 
     def to_json(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

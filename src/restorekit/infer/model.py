@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from restorekit.errors import ModelLoadError
 from restorekit.infer.arrays import apply_to_image
+from restorekit.infer.ensemble import self_ensemble
 from restorekit.infer.tiling import (
     DEFAULT_MAX_MEMORY,
     DEFAULT_OVERLAP,
@@ -51,7 +53,7 @@ class RestorationModel:
         self.max_memory = max_memory
         self.overlap = overlap
         self.batch_size = batch_size
-        self.bytes_per_pixel = estimate_bytes_per_pixel(net, descriptor.scale)
+        self.bytes_per_pixel = estimate_bytes_per_pixel(net, descriptor.net_scale)
         self.net = net.to(self.device).eval()
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -59,7 +61,8 @@ class RestorationModel:
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         """The network on an N x C x H x W float batch in the model's value range (CPU out).
 
-        Output: N x out_channels x (scale * H) x (scale * W), float32.
+        Output: N x out_channels x (s H) x (s W), float32, with s the network's own scale
+        (``descriptor.net_scale``: 1 for a network that takes bicubic-upscaled input).
         """
         tile, batch_size = plan_tiles(
             batch.shape,
@@ -76,18 +79,54 @@ class RestorationModel:
             self.descriptor.size_multiple,
             tile,
             self.overlap,
-            self.descriptor.scale,
+            self.descriptor.net_scale,
             batch_size,
             self.channels_last,
         )
 
     def denoise(self, image: np.ndarray) -> np.ndarray:
         """Denoised copy of ``image`` (see the class docstring for accepted arrays)."""
+        self._require("denoise")
 
         def run(pixels: np.ndarray) -> np.ndarray:
             return self.run(torch.from_numpy(pixels)).numpy()
 
         return apply_to_image(run, image, self.descriptor.in_channels)
+
+    def upscale(self, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
+        """``image`` upscaled ``descriptor.scale`` times (arrays as for :meth:`denoise`; alpha
+        upscaled with bicubic ``imresize`` and clipped; float output not clipped).
+
+        ``ensemble``: the x8 geometric self-ensemble (:mod:`restorekit.infer.ensemble`; 8 passes).
+        A network with ``descriptor.upsample_input`` (RED-Net) gets the bicubic-upscaled image.
+        """
+        self._require("upscale")
+        scale = self.descriptor.scale
+
+        def net(pixels: np.ndarray) -> np.ndarray:
+            return self.run(torch.from_numpy(pixels)).numpy()
+
+        def run(pixels: np.ndarray) -> np.ndarray:
+            if self.descriptor.upsample_input:
+                from restorekit.degrade.resize import imresize
+
+                size = (pixels.shape[2] * scale, pixels.shape[3] * scale)
+                pixels = np.stack(
+                    [imresize(p.transpose(1, 2, 0), output_shape=size) for p in pixels]
+                ).transpose(0, 3, 1, 2)
+                pixels = np.ascontiguousarray(pixels)
+            return self_ensemble(net, pixels) if ensemble else net(pixels)
+
+        return apply_to_image(run, image, self.descriptor.in_channels, scale)
+
+    def _require(self, task: str) -> None:
+        have = self.descriptor.task
+        if have != task:
+            what = f"upscales x{self.descriptor.scale}" if have == "upscale" else "denoises"
+            raise ModelLoadError(
+                f"this {self.descriptor.arch} model {what}: use {have}(), not {task}() "
+                f"(restorekit {have})"
+            )
 
 
 def load_model(

@@ -31,10 +31,12 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 def predict(
     net: nn.Module, x: torch.Tensor, size_multiple: int = 1, channels_last: bool = True
 ) -> torch.Tensor:
-    """``net`` applied to N x C x H x W ``x`` of any size; output cropped to the input's size."""
+    """``net`` applied to N x C x H x W ``x`` of any size; output cropped to the input's size
+    (times the network's scale: an output s times larger is cropped to s H x s W)."""
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, size_multiple)
     if channels_last:
         padded = padded.contiguous(memory_format=torch.channels_last)
     out = net(padded)
-    return out[..., :height, :width].contiguous()
+    scale = out.shape[-1] // padded.shape[-1]
+    return out[..., : height * scale, : width * scale].contiguous()

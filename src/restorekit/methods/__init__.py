@@ -7,12 +7,14 @@ from restorekit.methods.n2c import Noise2Clean
 from restorekit.methods.n2n import Noise2Noise
 from restorekit.methods.n2v import Noise2Void
 from restorekit.methods.ne2ne import Neighbor2Neighbor
+from restorekit.methods.sr import SuperResolution
 
 METHODS: dict[str, type[TrainingMethod]] = {
     "n2c": Noise2Clean,
     "n2n": Noise2Noise,
     "n2v": Noise2Void,
     "ne2ne": Neighbor2Neighbor,
+    "sr": SuperResolution,
 }
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Noise2Noise",
     "Noise2Void",
     "Progress",
+    "SuperResolution",
     "TrainingMethod",
 ]
 

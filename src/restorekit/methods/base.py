@@ -52,6 +52,8 @@ class TrainingMethod(ABC):
 
     name: str
     needs_noise: bool = False  # True when the method cannot run on real noisy data alone
+    task: str = "denoise"
+    """What the trained network does: "denoise" (same size out) or "upscale" (larger out)."""
 
     def check(self, noise: NoiseModel | None, paired: bool) -> None:
         """Raise :class:`ConfigError` when the data set-up does not fit the method."""

@@ -69,7 +69,7 @@ MANIPULATORS: tuple[str, ...] = (
 )
 ChannelMode = Literal["shared", "independent"]
 
-_INT_RANGE = 2**62  # integers drawn in [0, 2**62) and reduced modulo n: bias below n / 2**62
+_INT_RANGE = 2**62  # integers in [0, 2**62) reduced modulo n: bias below n / 2**62
 _UNIT_BITS = 2**53  # uniform float64 in [0, 1) with 53 random bits
 
 
@@ -81,7 +81,7 @@ def box_side(masked_fraction: float, dims: int) -> int:
     if side < 2:
         raise ConfigError(
             f"masked_fraction={masked_fraction} gives boxes of side {side} in {dims}D: every "
-            "pixel would be masked; use a fraction of at most 0.25 (2D) or 0.125 (3D)"
+            "pixel would be masked; use a masked_fraction of at most 0.25"
         )
     return side
 
@@ -127,11 +127,6 @@ def window_offsets(radius: int, dims: int) -> torch.Tensor:
     return torch.stack([g.reshape(-1) for g in grids], dim=-1)
 
 
-def _uniform_below(rng: SampleRandom, highs: torch.Tensor, *shape: int) -> torch.Tensor:
-    """Integers uniform in ``[0, highs)`` (``highs`` broadcast to N x shape)."""
-    return rng.randint(_INT_RANGE, *shape) % highs
-
-
 def stratified_coordinates(
     rng: SampleRandom, spatial_shape: Sequence[int], side: int, groups: int
 ) -> torch.Tensor:
@@ -140,15 +135,14 @@ def stratified_coordinates(
     Boxes are numbered row-major; ``groups`` is 1 (channel-shared) or the channel count.
     """
     counts = [math.ceil(s / side) for s in spatial_shape]
-    device = rng.device
+    draws = rng.randint(_INT_RANGE, groups, *counts, len(counts))  # one draw for all axes
     coordinates = []
     for axis, (size, count) in enumerate(zip(spatial_shape, counts, strict=True)):
-        starts = torch.arange(count, device=device) * side
+        starts = torch.arange(count, device=rng.device) * side
         lengths = (size - starts).clamp(max=side)  # boxes cut short at the far edge
         view = [1] * len(counts)
         view[axis] = count
-        offset = _uniform_below(rng, lengths.view(view), groups, *counts)
-        coordinates.append(starts.view(view) + offset)
+        coordinates.append(starts.view(view) + draws[..., axis] % lengths.view(view))
     return torch.stack(coordinates, dim=-1).reshape(len(rng), groups, -1, len(counts))
 
 
@@ -290,9 +284,7 @@ class BlindSpotMasker:
         if self.struct_mask is not None:
             parse_struct_mask(self.struct_mask)
 
-    def __call__(
-        self, image: torch.Tensor, rng: SampleRandom
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, rng: SampleRandom) -> tuple[torch.Tensor, torch.Tensor]:
         if image.dim() not in (4, 5):
             raise ValueError(
                 f"blind-spot masking needs N x C x H x W or N x C x D x H x W, got {image.shape}"

@@ -35,12 +35,18 @@ class ModelDescriptor(BaseModel):
     task: Literal["denoise", "upscale"] = "denoise"
     in_channels: int = 3
     out_channels: int = 3
-    scale: int = 1
+    scale: int = 1  # output size / input size of the model (upscale task: its factor)
+    upsample_input: bool = False  # upscale: the network takes the bicubic-upscaled image
     size_multiple: int = 1
     value_range: tuple[float, float] = (0.0, 1.0)
     noise: str | None = None
     method: str | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def net_scale(self) -> int:
+        """Output size / input size of the network itself (1 when it gets upscaled input)."""
+        return 1 if self.upsample_input else self.scale
 
 
 def save_model(path: str | Path, net: nn.Module, descriptor: ModelDescriptor) -> None:
@@ -143,6 +149,32 @@ def load_state_except(
         )
     net.load_state_dict(shared, strict=False)
     return sorted(shared)
+
+
+def init_from_model_file(
+    net: nn.Module, arch: str, path: str | Path
+) -> tuple[list[str], list[str]]:
+    """Copy the weights of the restorekit model file ``path`` into ``net`` (built as ``arch``),
+    as the starting point of a training run; return the names loaded and the names left as
+    initialised.
+
+    The file must hold the same architecture. EDSR of another scale: every tensor but the
+    upsampler's (``upsample.*``, see :func:`load_state_except`), as the paper starts x3 and x4
+    from x2; otherwise every tensor, strictly (a mismatch is an error naming the tensors).
+    """
+    path = Path(path)
+    descriptor = read_descriptor(path)
+    if descriptor.arch != arch:
+        raise ModelLoadError(
+            f"{path}: holds a {descriptor.arch!r} network; cannot initialise a {arch!r} from it"
+        )
+    tensors = _read_tensors(path)
+    if arch == "edsr" and descriptor.scale != getattr(net, "scale", descriptor.scale):
+        loaded = load_state_except(net, tensors, path, ("upsample.",))
+    else:
+        load_state(net, tensors, path)
+        loaded = sorted(tensors)
+    return loaded, sorted(set(net.state_dict()) - set(loaded))
 
 
 def load_model_file(

@@ -1,4 +1,4 @@
-"""The CSBDeep U-Net used by Noise2Void (Weigert et al. 2018; Krull et al. 2019), and N2V2's changes.
+"""The CSBDeep U-Net of Noise2Void (Weigert et al. 2018; Krull et al. 2019) and N2V2's changes.
 
 2D or 3D convolutions (``dims``). Each of the ``depth`` encoder levels runs ``convs_per_level``
 convolutions with ``features * 2**level`` channels (conv, optional batch norm, ReLU), keeps the
@@ -37,7 +37,11 @@ class ConvBlock(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = [
             _CONV[dims](
-                in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm
+                in_channels,
+                out_channels,
+                kernel_size,
+                padding=kernel_size // 2,
+                bias=not batch_norm,
             )
         ]
         if batch_norm:
