@@ -242,11 +242,55 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         raise click.BadParameter(str(error)) from None
 
 
-@main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output folder (created)."
+def _stack(*decorators):  # noqa: ANN202 - click decorators
+    """Several click options applied as one decorator."""
+
+    def apply(command):  # noqa: ANN001, ANN202
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+files_options = _stack(
+    click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.option(
+        "-o",
+        "--out",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Output folder (created).",
+    ),
 )
+tiling_options = _stack(
+    click.option(
+        "--tile",
+        type=click.IntRange(min=1),
+        help="Tile side in input pixels for large images (default: from --max-memory).",
+    ),
+    click.option(
+        "--max-memory",
+        callback=_memory,
+        metavar="SIZE",
+        help="Working-memory budget that sets the tile size, e.g. 2GB (default 2GB).",
+    ),
+    click.option(
+        "--overlap",
+        type=click.IntRange(min=0),
+        help="Overlap of neighbouring tiles in input pixels (default 352: exact for "
+        "the N2N U-Net).",
+    ),
+)
+
+
+def _given(**options: object) -> dict[str, object]:
+    """The options the user set (None means: library default)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
+@main.command()
+@files_options
 @click.option(
     "--model",
     "model_name",
@@ -254,22 +298,7 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
     show_default=True,
     help="Shipped model name, model file or run folder; an .onnx file with --backend onnx.",
 )
-@click.option(
-    "--tile",
-    type=click.IntRange(min=1),
-    help="Tile side in pixels for large images (default: chosen from --max-memory).",
-)
-@click.option(
-    "--max-memory",
-    callback=_memory,
-    metavar="SIZE",
-    help="Working-memory budget that sets the tile size, e.g. 2GB, 512MB (default 2GB).",
-)
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    help="Overlap of neighbouring tiles in pixels (default 352: exact for the N2N U-Net).",
-)
+@tiling_options
 @click.option(
     "--backend",
     type=click.Choice(["torch", "onnx"]),
@@ -293,8 +322,7 @@ def denoise(
 
     from restorekit.io import list_images, read_image, write_image
 
-    given = {"max_memory": max_memory, "overlap": overlap}
-    tiling = {key: value for key, value in given.items() if value is not None}
+    tiling = _given(max_memory=max_memory, overlap=overlap)
     if backend == "onnx":
         from restorekit.infer.onnx_backend import load_onnx_model
 
@@ -313,10 +341,7 @@ def denoise(
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output folder (created)."
-)
+@files_options
 @click.option(
     "--model",
     "model_name",
@@ -324,20 +349,7 @@ def denoise(
     help="Upscaling model: shipped name, model file or run folder.",
 )
 @click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble (8 passes, EDSR+).")
-@click.option(
-    "--tile",
-    type=click.IntRange(min=1),
-    help="Tile side in input pixels for large images (default: chosen from --max-memory).",
-)
-@click.option(
-    "--max-memory",
-    callback=_memory,
-    metavar="SIZE",
-    help="Working-memory budget that sets the tile size, e.g. 2GB, 512MB (default 2GB).",
-)
-@click.option(
-    "--overlap", type=click.IntRange(min=0), help="Overlap of neighbouring tiles in input pixels."
-)
+@tiling_options
 @device_option
 def upscale(
     inputs: tuple[Path, ...],
@@ -356,8 +368,7 @@ def upscale(
     from restorekit.infer.arrays import upscale_alpha
     from restorekit.io import list_images, read_image, write_image
 
-    given = {"max_memory": max_memory, "overlap": overlap}
-    tiling = {key: value for key, value in given.items() if value is not None}
+    tiling = _given(max_memory=max_memory, overlap=overlap)
     model = load_model(model_name, device, tile=tile, **tiling)
     if model.descriptor.task != "upscale":
         raise click.UsageError(f"{model_name} is a denoising model; use `restorekit denoise`")
