@@ -162,3 +162,25 @@ def test_shipped_ne2ne_model_denoises_a_photograph(astronaut):
     to8 = lambda x: np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
     before, after = psnr(astronaut, to8(noisy)), psnr(astronaut, to8(model.denoise(noisy)))
     assert after > before + 7, (before, after)
+
+
+def test_denoise_command_converts_format_and_bit_depth_when_asked(model_path, tmp_path, astronaut):
+    write_image(tmp_path / "in" / "a.png", astronaut[:40, :50])
+    result = CliRunner().invoke(
+        main,
+        [
+            "denoise",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model_path),
+            "--format",
+            "tif",
+            "--bit-depth",
+            "16",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "out" / "a.tif")
+    assert out.array.dtype == np.uint16 and out.array.shape == (40, 50, 3)

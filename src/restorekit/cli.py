@@ -262,6 +262,17 @@ files_options = _stack(
         required=True,
         help="Output folder (created).",
     ),
+    click.option(
+        "--format",
+        "out_format",
+        type=click.Choice(["png", "tif", "jpg", "bmp"]),
+        help="Output file format (default: each input's).",
+    ),
+    click.option(
+        "--bit-depth",
+        type=click.Choice(["8", "16", "32"]),
+        help="Output bits per sample, 32 = float TIFF (default: each input's).",
+    ),
 )
 tiling_options = _stack(
     click.option(
@@ -282,6 +293,24 @@ tiling_options = _stack(
         "the N2N U-Net).",
     ),
 )
+
+
+def save(
+    out: Path,
+    source: Path,
+    array: object,
+    alpha: object,
+    out_format: str | None,
+    bit_depth: str | None,
+) -> None:
+    """Write a result beside ``out`` under the source's name, converted if asked."""
+    from restorekit.io import convert_depth, write_image
+
+    target = out / (source.stem + f".{out_format}" if out_format else source.name)
+    if bit_depth is not None:
+        array = convert_depth(array, int(bit_depth))
+        alpha = None if alpha is None else convert_depth(alpha[..., None], int(bit_depth))[..., 0]
+    write_image(target, array, alpha=alpha)
 
 
 def _given(**options: object) -> dict[str, object]:
@@ -310,6 +339,8 @@ def _given(**options: object) -> dict[str, object]:
 def denoise(
     inputs: tuple[Path, ...],
     out: Path,
+    out_format: str | None,
+    bit_depth: str | None,
     model_name: str,
     tile: int | None,
     max_memory: int | None,
@@ -317,10 +348,11 @@ def denoise(
     backend: str,
     device: str | None,
 ) -> None:
-    """Denoise image files and folders; outputs keep each input's format and bit depth."""
+    """Denoise image files and folders; outputs keep each input's format and bit depth unless
+    --format / --bit-depth say otherwise."""
     from tqdm import tqdm
 
-    from restorekit.io import list_images, read_image, write_image
+    from restorekit.io import list_images, read_image
 
     tiling = _given(max_memory=max_memory, overlap=overlap)
     if backend == "onnx":
@@ -336,7 +368,7 @@ def denoise(
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc="denoise", unit="img"):
         image = read_image(path)
-        write_image(out / path.name, model.denoise(image.array), alpha=image.alpha)
+        save(out, path, model.denoise(image.array), image.alpha, out_format, bit_depth)
     click.echo(f"{len(paths)} image(s) denoised into {out}")
 
 
@@ -354,6 +386,8 @@ def denoise(
 def upscale(
     inputs: tuple[Path, ...],
     out: Path,
+    out_format: str | None,
+    bit_depth: str | None,
     model_name: str,
     ensemble: bool,
     tile: int | None,
@@ -366,7 +400,7 @@ def upscale(
 
     from restorekit.infer import load_model
     from restorekit.infer.arrays import upscale_alpha
-    from restorekit.io import list_images, read_image, write_image
+    from restorekit.io import list_images, read_image
 
     tiling = _given(max_memory=max_memory, overlap=overlap)
     model = load_model(model_name, device, tile=tile, **tiling)
@@ -377,7 +411,7 @@ def upscale(
     for path in tqdm(paths, desc=f"upscale x{scale}", unit="img"):
         image = read_image(path)
         alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
-        write_image(out / path.name, model.upscale(image.array, ensemble=ensemble), alpha=alpha)
+        save(out, path, model.upscale(image.array, ensemble=ensemble), alpha, out_format, bit_depth)
     click.echo(f"{len(paths)} image(s) upscaled x{scale} into {out}")
 
 

@@ -77,9 +77,15 @@ class Image:
         return array_to_float(self.array)
 
 
+def convert_depth(array: np.ndarray, bits: int) -> np.ndarray:
+    """H x W x C array as 8-bit, 16-bit or (32) float32 samples, rescaled to the new range."""
+    dtype = {8: np.uint8, 16: np.uint16, 32: np.float32}[bits]
+    return array if array.dtype == dtype else float_to_array(array_to_float(array), dtype)
+
+
 def to_uint8(array: np.ndarray) -> np.ndarray:
     """H x W x C array of any supported dtype as uint8 (the 8-bit benchmark convention)."""
-    return array if array.dtype == np.uint8 else float_to_array(array_to_float(array), np.uint8)
+    return convert_depth(array, 8)
 
 
 def array_to_float(array: np.ndarray) -> np.ndarray:
