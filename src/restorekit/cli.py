@@ -335,6 +335,12 @@ def _given(**options: object) -> dict[str, object]:
     show_default=True,
     help="torch, or onnx: ONNX Runtime on CPU (export the model with `restorekit export`).",
 )
+@click.option(
+    "--axes",
+    help="TIFF stacks / volumes laid out as AXES (e.g. SZYX, ZYX, SCYX, YXC): denoised as "
+    "stacks, written as TIFF in the input's dtype (--bit-depth 32: float32).",
+)
+@click.option("--tta", is_flag=True, help="Mean over the 8 flips/rotations in the YX plane.")
 @device_option
 def denoise(
     inputs: tuple[Path, ...],
@@ -346,15 +352,22 @@ def denoise(
     max_memory: int | None,
     overlap: int | None,
     backend: str,
+    axes: str | None,
+    tta: bool,
     device: str | None,
 ) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth unless
-    --format / --bit-depth say otherwise."""
+    --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes."""
     from tqdm import tqdm
 
     from restorekit.io import list_images, read_image
 
     tiling = _given(max_memory=max_memory, overlap=overlap)
+    if backend == "onnx" and (axes or tta):
+        raise click.UsageError("--axes and --tta need the torch backend")
+    if axes is not None:
+        _denoise_stacks(inputs, out, bit_depth, model_name, axes, tta, device, tile, tiling)
+        return
     if backend == "onnx":
         from restorekit.infer.onnx_backend import load_onnx_model
 
@@ -368,8 +381,39 @@ def denoise(
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc="denoise", unit="img"):
         image = read_image(path)
-        save(out, path, model.denoise(image.array), image.alpha, out_format, bit_depth)
+        denoised = model.denoise(image.array, ensemble=True) if tta else model.denoise(image.array)
+        save(out, path, denoised, image.alpha, out_format, bit_depth)
     click.echo(f"{len(paths)} image(s) denoised into {out}")
+
+
+def _denoise_stacks(
+    inputs: tuple[Path, ...],
+    out: Path,
+    bit_depth: str | None,
+    model_name: str,
+    axes: str,
+    tta: bool,
+    device: str | None,
+    tile: int | None,
+    tiling: dict[str, object],
+) -> None:
+    import numpy as np
+
+    from restorekit.data.stacks import list_stacks
+    from restorekit.infer import load_model
+    from restorekit.io import read_tiff, write_stack
+
+    if bit_depth not in (None, "32"):
+        raise click.UsageError(
+            "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
+        )
+    model = load_model(model_name, device, tile=tile, **tiling)
+    paths = list_stacks(list(inputs))
+    for path in paths:
+        dtype = np.float32 if bit_depth == "32" else None
+        denoised = model.denoise_stack(read_tiff(path), axes, ensemble=tta, dtype=dtype)
+        write_stack(out / path.name, denoised)
+    click.echo(f"{len(paths)} stack(s) denoised into {out}")
 
 
 @main.command()

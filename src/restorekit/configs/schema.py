@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from restorekit.degrade.noise import parse_noise
-from restorekit.errors import ConfigError, NoiseSpecError
+from restorekit.errors import ConfigError, ImageFormatError, NoiseSpecError
+from restorekit.io.axes import parse_axes
 from restorekit.methods.n2v_masking import box_side, parse_struct_mask
 
 
@@ -162,6 +163,32 @@ class DataConfig(_Section):
         "auto", description="sr: HR-only folders, or DIV2K's HR/ + LR_bicubic/X<scale>/"
     )
 
+    axes: str | None = Field(
+        None,
+        description="TIFF stacks: axes of the files (e.g. YX, SYX, ZYX, SCZYX); null: 2D images",
+    )
+    patch_depth: int | None = Field(
+        None, ge=4, le=1024, description="stacks with Z: patch extent along Z (3D patches)"
+    )
+    normalization: Literal["none", "meanstd", "percentile"] = Field(
+        "none",
+        description="stacks: per-channel mean/std or 1-99.8 percentile scaling, from the "
+        "training data, stored with the model and undone on output",
+    )
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="stacks: share of S slices held out for a validation loss"
+    )
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse_axes(value)
+        except ImageFormatError as error:
+            raise ValueError(str(error)) from None
+
     @field_validator("train", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
@@ -254,6 +281,7 @@ class Config(_Section):
             raise ValueError(
                 "train.channels_last applies to 2D networks only; set it to false for model.dims=3"
             )
+        self._check_stacks(multiple)
         if isinstance(self.method, SRConfig):
             self._check_sr()
         elif isinstance(self.model, EDSRConfig):
@@ -261,6 +289,38 @@ class Config(_Section):
         if getattr(self.model, "out_channels", self.model.in_channels) != self.model.in_channels:
             raise ValueError("model.in_channels and model.out_channels must match for denoising")
         return self
+
+    def _check_stacks(self, multiple: int) -> None:
+        dc, dims = self.data, getattr(self.model, "dims", 2)
+        if dc.axes is None:
+            if dc.normalization != "none" or dc.val_fraction or dc.patch_depth or dims == 3:
+                raise ValueError(
+                    "data.normalization, data.val_fraction, data.patch_depth and 3D networks "
+                    "apply to TIFF stacks: set data.axes (e.g. SYX or ZYX)"
+                )
+            return
+        if dc.normalization != "none" and self.noise is not None:
+            raise ValueError(
+                f"data.normalization={dc.normalization!r} needs noise: null (the data are "
+                "already noisy; simulated noise is defined on [0, 1] images)"
+            )
+        if ("Z" in dc.axes) != (dims == 3):
+            raise ValueError(
+                f"data.axes={dc.axes!r} "
+                + ("has" if "Z" in dc.axes else "lacks")
+                + f" Z but the network is {dims}D: use model.dims=3 (unet-csbdeep) for volumes"
+            )
+        if dims == 3:
+            if dc.patch_depth is None:
+                raise ValueError("data.patch_depth is required for volumes (axes with Z)")
+            if dc.patch_depth % multiple:
+                raise ValueError(
+                    f"data.patch_depth must be a multiple of {multiple}; got {dc.patch_depth}"
+                )
+        elif dc.patch_depth is not None:
+            raise ValueError("data.patch_depth applies to volumes only (axes with Z)")
+        if self.data.pairs is not None or self.data.val is not None:
+            raise ValueError("data.pairs and data.val are not used with stacks (data.axes)")
 
     def _check_sr(self) -> None:
         if self.noise is not None:
@@ -289,10 +349,10 @@ class Config(_Section):
             side = box_side(method.masked_fraction, dims)
         except ConfigError as error:
             raise ValueError(f"method.masked_fraction: {error}") from None
-        if side > self.data.patch_size:
+        if side > min(self.data.patch_size, self.data.patch_depth or self.data.patch_size):
             raise ValueError(
                 f"method.masked_fraction={method.masked_fraction} gives boxes of {side} pixels, "
-                f"larger than data.patch_size={self.data.patch_size}; raise the fraction"
+                f"larger than data.patch_size / patch_depth; raise the fraction"
             )
         if method.struct_mask is not None and parse_struct_mask(method.struct_mask).ndim > dims:
             raise ValueError(f"method.struct_mask has more axes than the {dims}D data")

@@ -91,6 +91,19 @@ class Stepper:
         self.scaler.update()
         return LossOutput(out.total.detach(), parts)
 
+    @torch.no_grad()
+    def evaluate(self, sample: dict[str, torch.Tensor], progress: Progress) -> float:
+        """The method's loss on ``sample`` with the bare network in eval mode (no update, no
+        collective: safe on rank 0 alone)."""
+        self.model.eval()
+        try:
+            rng = SampleRandom(sample["seed"], self.device)
+            tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
+            batch = self.method.make_batch(tensors, self.noise, rng)
+            return float(self.method.loss(self.model, batch, progress, rng).total)
+        finally:
+            self.model.train()
+
     def _loss(self, sample: dict[str, torch.Tensor], progress: Progress) -> LossOutput:
         rng = SampleRandom(sample["seed"], self.device)
         tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}

@@ -26,7 +26,17 @@ from torch.utils.data import DataLoader
 
 from restorekit import __version__
 from restorekit.configs.schema import Config
-from restorekit.data import EpochSampler, PatchDataset, SRPatchDataset, load_images, load_sr_images
+from restorekit.data import (
+    EpochSampler,
+    PatchDataset,
+    SRPatchDataset,
+    StackPatchDataset,
+    compute_normalization,
+    load_images,
+    load_sr_images,
+    load_stacks,
+    split_slices,
+)
 from restorekit.degrade.noise import NoiseModel
 from restorekit.degrade.resize import imresize
 from restorekit.engine import distributed
@@ -39,6 +49,7 @@ from restorekit.infer.predict import predict
 from restorekit.io import to_uint8
 from restorekit.methods import Progress
 from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
+from restorekit.randomness import derive_seed
 from restorekit.zoo import resolve_model
 
 
@@ -49,12 +60,19 @@ class TrainingInterrupted(RestorekitError):
 @dataclass
 class TrainData:
     """Decoded training patches and clean (super-resolution: HR) validation images (uint8
-    H x W x C)."""
+    H x W x C). Stacks: ``normalization`` (the descriptor's record, or None) and held-out noisy
+    validation patches (``val_patches``: fixed loader samples for a validation loss)."""
 
-    dataset: PatchDataset | SRPatchDataset
+    dataset: PatchDataset | SRPatchDataset | StackPatchDataset
     n_images: int
     val_images: list[np.ndarray]
     val_names: list[str]
+    normalization: dict | None = None
+    val_patches: dict[str, torch.Tensor] | None = None
+
+
+VAL_PATCHES = 16
+"""Held-out patches (stacks with data.val_fraction) for the validation loss, fixed per run."""
 
 
 @dataclass
@@ -73,6 +91,8 @@ def learning_rate(config: Config, step: int, total_steps: int) -> float:
 
 def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise") -> TrainData:
     dc = cfg.data
+    if dc.axes is not None:
+        return load_stack_data(cfg)
     if task == "upscale":  # aligned LR/HR patches (restorekit.data.sr)
         assert dc.scale is not None
         pairs = load_sr_images(dc.train, dc.scale, cfg.model.in_channels, dc.layout, dc.round_lr)
@@ -91,6 +111,32 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
     return TrainData(dataset, n_images, val_images, val_names)
+
+
+def load_stack_data(cfg: Config) -> TrainData:
+    """TIFF stacks (``data.axes``): memory-mapped S slices, per-channel normalisation from the
+    training slices, the last ``data.val_fraction`` of slices held out for a validation loss."""
+    dc = cfg.data
+    assert dc.axes is not None
+    stacks = load_stacks(dc.train, dc.axes, cfg.model.in_channels)
+    train_slices, val_slices = split_slices(stacks, dc.val_fraction)
+    dataset = StackPatchDataset(stacks, train_slices, dc.patch_size, dc.patch_depth, dc.augment)
+    record = None
+    if dc.normalization != "none":  # after the data set checked that the patches fit
+        dataset.normalization, record = compute_normalization(
+            stacks, train_slices, dc.normalization, dataset.patch_shape, cfg.train.seed
+        )
+    val_patches = None
+    if val_slices:
+        held_out = StackPatchDataset(
+            stacks, val_slices, dc.patch_size, dc.patch_depth, False, dataset.normalization
+        )
+        keys = [
+            (i % len(val_slices), derive_seed(cfg.train.seed, 9, i)) for i in range(VAL_PATCHES)
+        ]
+        samples = [held_out[key] for key in keys]
+        val_patches = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    return TrainData(dataset, len(train_slices), [], [], record, val_patches)
 
 
 def _load_pairs(config: Config, names: list[str]) -> list[np.ndarray] | None:
@@ -167,9 +213,15 @@ def validate(
 
 
 def describe(
-    cfg: Config, model: torch.nn.Module, run_dir: Path, command: str, task: str = "denoise"
+    cfg: Config,
+    model: torch.nn.Module,
+    run_dir: Path,
+    command: str,
+    task: str = "denoise",
+    normalization: dict | None = None,
 ) -> ModelDescriptor:
-    """The descriptor saved with every checkpoint of this run (``task``: the method's)."""
+    """The descriptor saved with every checkpoint of this run (``task``: the method's;
+    ``normalization``: the stacks' per-channel statistics, undone on output at inference)."""
     commands = run_dir / "commands.log"
     upscale = task == "upscale"
     return ModelDescriptor(
@@ -183,6 +235,7 @@ def describe(
         size_multiple=getattr(model, "size_multiple", 1),
         noise=cfg.noise,
         method=cfg.method.name,
+        **({"axes": cfg.data.axes, "normalization": normalization} if cfg.data.axes else {}),
         training={
             "data": [str(p) for p in cfg.data.train],
             "command": command,
@@ -261,7 +314,7 @@ def _train(
     data = load_train_data(cfg, noise, task)
     steps_per_epoch = _check_batch(cfg, data.n_images, context.world_size)
     local_batch = tc.batch_size // context.world_size
-    descriptor = describe(cfg, model, run_dir, command, task)
+    descriptor = describe(cfg, model, run_dir, command, task, data.normalization)
 
     step, best_psnr = 0, float("-inf")
     if resume:
@@ -271,6 +324,7 @@ def _train(
     total_steps = tc.epochs * steps_per_epoch
     stop_at = min(total_steps, max_steps) if max_steps else total_steps
     log = RunLogger(run_dir, stop_at, step, enabled=main)
+    depth = f"{cfg.data.patch_depth}x" if cfg.data.patch_depth else ""
     log.line(
         f"restorekit {__version__}: {cfg.method.name} on {data.n_images} images "
         f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
@@ -278,7 +332,7 @@ def _train(
         + (
             f"accumulation, x{cfg.data.scale}, LR patch {cfg.data.lr_patch_size})"
             if task == "upscale"
-            else f"accumulation, patch {cfg.data.patch_size}, noise {cfg.noise})"
+            else f"accumulation, patch {depth}{cfg.data.patch_size}, noise {cfg.noise})"
         )
         + f" on {context.device}"
         + (f"; resumed at step {step}" if resume else "")
@@ -380,6 +434,10 @@ def _train(
                     training = {**descriptor.training, "step": step, "epoch": epoch, "val": val}
                     best = descriptor.model_copy(update={"training": training})
                     save_model(run_dir / "checkpoints" / "best.safetensors", model, best)
+            if main and data.val_patches is not None and epoch_done and validate_now:
+                val_loss = stepper.evaluate(data.val_patches, Progress(epoch, tc.epochs, step))
+                log.scalars(step, {"loss": val_loss}, "val")
+                log.line(f"validation epoch[{epoch}]: held-out loss {val_loss:.6f}")
             checkpoint(epoch + 1 if epoch_done else epoch)
 
     wall = time.time() - started

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 from torch import nn
 
-from restorekit.errors import ModelLoadError
+from restorekit.data.stacks import Normalization, unit_scale
+from restorekit.errors import ImageFormatError, ModelLoadError
 from restorekit.infer.arrays import apply_to_image
 from restorekit.infer.ensemble import self_ensemble
 from restorekit.infer.tiling import (
@@ -18,6 +20,8 @@ from restorekit.infer.tiling import (
     plan_tiles,
     predict_tiled,
 )
+from restorekit.io.axes import from_canonical, to_canonical
+from restorekit.io.stacks import check_finite
 from restorekit.nets.files import ModelDescriptor, load_model_file
 from restorekit.zoo import resolve_model
 
@@ -48,7 +52,9 @@ class RestorationModel:
     ) -> None:
         self.descriptor = descriptor
         self.device = torch.device(device)
-        self.channels_last = True
+        self.channels_last = descriptor.arch_args.get("dims", 2) == 2  # no 5D channels_last
+        record = getattr(descriptor, "normalization", None)
+        self.normalization = Normalization.from_record(record) if record else None
         self.tile = tile
         self.max_memory = max_memory
         self.overlap = overlap
@@ -63,7 +69,12 @@ class RestorationModel:
 
         Output: N x out_channels x (s H) x (s W), float32, with s the network's own scale
         (``descriptor.net_scale``: 1 for a network that takes bicubic-upscaled input).
+        Volumes: N x C x D x H x W. A model trained with per-channel normalisation
+        (``descriptor.normalization``) normalises the input and undoes it on the output here.
         """
+        if self.normalization is not None:
+            batch = torch.from_numpy(self.normalization.apply(batch.numpy().swapaxes(0, 1)))
+            batch = batch.transpose(0, 1).contiguous()
         tile, batch_size = plan_tiles(
             batch.shape,
             self.descriptor.size_multiple,
@@ -73,7 +84,7 @@ class RestorationModel:
             self.overlap,
             self.batch_size,
         )
-        return predict_tiled(
+        out = predict_tiled(
             self.net,
             batch,
             self.descriptor.size_multiple,
@@ -83,15 +94,69 @@ class RestorationModel:
             batch_size,
             self.channels_last,
         )
+        if self.normalization is not None:
+            out = torch.from_numpy(self.normalization.undo(out.numpy().swapaxes(0, 1)))
+            out = out.transpose(0, 1).contiguous()
+        return out
 
-    def denoise(self, image: np.ndarray) -> np.ndarray:
-        """Denoised copy of ``image`` (see the class docstring for accepted arrays)."""
+    def denoise(self, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
+        """Denoised copy of ``image`` (see the class docstring for accepted arrays);
+        ``ensemble``: the mean over the 8 flips/rotations (test-time augmentation, 8 passes)."""
         self._require("denoise")
 
+        def net(pixels: np.ndarray) -> np.ndarray:
+            return self.run(torch.from_numpy(np.ascontiguousarray(pixels))).numpy()
+
         def run(pixels: np.ndarray) -> np.ndarray:
-            return self.run(torch.from_numpy(pixels)).numpy()
+            return self_ensemble(net, pixels) if ensemble else net(pixels)
 
         return apply_to_image(run, image, self.descriptor.in_channels)
+
+    def denoise_stack(
+        self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike = None
+    ) -> np.ndarray:
+        """Denoised copy of a stack or volume laid out as ``axes`` (e.g. ``SZYX``, ``YXC``;
+        :mod:`restorekit.io.axes`), one S slice at a time, in tiles when large.
+
+        Values: uint8 / uint16 scaled to [0, 1] for the network and back (rounded, clipped),
+        float as is. ``dtype`` (default: the input's) sets the output type; float output of
+        integer input keeps the input's value scale (e.g. 0-65535). ``ensemble``: the mean over
+        the 8 flips/rotations in the YX plane (8 passes).
+        """
+        self._require("denoise")
+        canonical = to_canonical(np.asanyarray(array), axes)
+        check_finite(canonical, "stack")
+        if canonical.shape[1] != self.descriptor.in_channels:
+            raise ImageFormatError(
+                f"the stack has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
+                f"{self.descriptor.in_channels}"
+            )
+        dims = self.descriptor.arch_args.get("dims", 2)
+        if canonical.ndim - 2 != dims:
+            raise ImageFormatError(
+                f"this model is {dims}D: give axes "
+                + (
+                    "with Z (e.g. ZYX, SZYX)"
+                    if dims == 3
+                    else "without Z (e.g. YX, SYX); a Z stack is denoised slice by slice with S"
+                )
+            )
+        unit = unit_scale(canonical.dtype)
+
+        def net(pixels: np.ndarray) -> np.ndarray:
+            return self.run(torch.from_numpy(np.ascontiguousarray(pixels))).numpy()
+
+        out = np.empty(canonical.shape, np.float32)
+        for s in range(canonical.shape[0]):
+            pixels = np.asarray(canonical[s : s + 1], dtype=np.float32) / np.float32(unit)
+            out[s : s + 1] = self_ensemble(net, pixels) if ensemble else net(pixels)
+        out_dtype = np.dtype(dtype or canonical.dtype)
+        if out_dtype.kind == "f":
+            result = (out * unit).astype(out_dtype)
+        else:
+            top = unit_scale(out_dtype)
+            result = np.clip(out * top + 0.5, 0, top).astype(out_dtype)
+        return from_canonical(result, axes, np.shape(array))
 
     def upscale(self, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
         """``image`` upscaled ``descriptor.scale`` times (arrays as for :meth:`denoise`; alpha

@@ -75,6 +75,11 @@ def export_onnx(
         else load_model(model_or_path, device="cpu")
     )
     descriptor = model.descriptor
+    if getattr(descriptor, "normalization", None) or descriptor.arch_args.get("dims", 2) != 2:
+        raise OnnxExportError(
+            f"{descriptor.arch}: models with per-channel normalisation or 3D networks (the "
+            "stack path) cannot be exported to ONNX yet; use the torch backend"
+        )
     net = copy.deepcopy(model.net).cpu().to(memory_format=torch.contiguous_format).eval()
     multiple = descriptor.size_multiple
     example = torch.rand(1, descriptor.in_channels, 2 * multiple, 2 * multiple)

@@ -331,7 +331,8 @@ def predict_tiled(
     batch_size: int = 1,
     channels_last: bool = True,
 ) -> torch.Tensor:
-    """``net`` on N x C x H x W ``x`` in blended tiles (see the module docstring); CPU tensor out.
+    """``net`` on N x C x H x W (or N x C x D x H x W) ``x`` in blended tiles (see the module
+    docstring); CPU tensor out.
 
     Tiles are cut on the CPU and moved to the network's device one batch at a time, so only a
     batch of tiles, never the whole image, has to fit on the device.
@@ -348,5 +349,6 @@ def predict_tiled(
         return net(tensor).float().cpu().numpy()
 
     pixels = x.detach().float().cpu().numpy()
-    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size)
+    dims = pixels.ndim - 2  # 2: N x C x H x W; 3: N x C x D x H x W volumes
+    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size, dims)
     return torch.from_numpy(out)

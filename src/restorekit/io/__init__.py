@@ -1,5 +1,6 @@
-"""Image file input/output: see :mod:`restorekit.io.images` for the conventions."""
+"""Image and stack file input/output: see :mod:`restorekit.io.images` and :mod:`.stacks`."""
 
+from restorekit.io.axes import parse_axes, to_canonical
 from restorekit.io.files import atomic_write
 from restorekit.io.images import (
     IMAGE_EXTENSIONS,
@@ -12,6 +13,7 @@ from restorekit.io.images import (
     to_uint8,
     write_image,
 )
+from restorekit.io.stacks import read_stack, read_tiff, write_stack
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -21,7 +23,12 @@ __all__ = [
     "atomic_write",
     "float_to_array",
     "list_images",
+    "parse_axes",
     "read_image",
+    "read_stack",
+    "read_tiff",
+    "to_canonical",
     "to_uint8",
     "write_image",
+    "write_stack",
 ]

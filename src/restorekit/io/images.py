@@ -8,7 +8,8 @@ Conventions:
 * :meth:`Image.to_float` gives C x H x W float32: uint8 / 255, uint16 / 65535, float32 as is.
   Float data is not clipped to [0, 1] (noisy data may lie outside); only NaN and inf are refused.
 * EXIF orientation is applied on read (Pillow formats). TIFF orientation tags are not applied.
-* Only single 2D images are read; multi-page / 3D TIFFs raise :class:`ImageFormatError`.
+* Only single 2D images are read; multi-page / 3D TIFFs raise :class:`ImageFormatError` (read
+  them with :func:`restorekit.io.read_stack` and an axes string).
 
 16-bit colour PNG: Pillow has only 8-bit colour modes and would silently keep the high byte of
 each sample. Such files (IHDR bit depth 16, colour type 2, 4 or 6) are read at full depth by
