@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
@@ -28,51 +27,22 @@ from restorekit import __version__
 from restorekit.configs.schema import Config
 from restorekit.data import (
     EpochSampler,
-    PatchDataset,
-    SRPatchDataset,
-    StackPatchDataset,
-    compute_normalization,
-    load_images,
-    load_sr_images,
-    load_stacks,
-    split_slices,
 )
-from restorekit.degrade.noise import NoiseModel
-from restorekit.degrade.resize import imresize
 from restorekit.engine import distributed
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
+from restorekit.engine.run_data import load_train_data
+from restorekit.engine.run_data import steps_per_epoch as count_steps
 from restorekit.engine.step import Stepper
+from restorekit.engine.validation import validate
 from restorekit.errors import ConfigError, RestorekitError
-from restorekit.evaluation import evaluate_denoising, evaluate_upscaling
-from restorekit.infer.predict import predict
-from restorekit.io import to_uint8
 from restorekit.methods import Progress
 from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
-from restorekit.randomness import derive_seed
 from restorekit.zoo import resolve_model
 
 
 class TrainingInterrupted(RestorekitError):
     """Training stopped by a signal; a checkpoint was written first."""
-
-
-@dataclass
-class TrainData:
-    """Decoded training patches and clean (super-resolution: HR) validation images (uint8
-    H x W x C). Stacks: ``normalization`` (the descriptor's record, or None) and held-out noisy
-    validation patches (``val_patches``: fixed loader samples for a validation loss)."""
-
-    dataset: PatchDataset | SRPatchDataset | StackPatchDataset
-    n_images: int
-    val_images: list[np.ndarray]
-    val_names: list[str]
-    normalization: dict | None = None
-    val_patches: dict[str, torch.Tensor] | None = None
-
-
-VAL_PATCHES = 16
-"""Held-out patches (stacks with data.val_fraction) for the validation loss, fixed per run."""
 
 
 @dataclass
@@ -89,70 +59,6 @@ def learning_rate(config: Config, step: int, total_steps: int) -> float:
     return config.optim.lr * config.optim.gamma**passed
 
 
-def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise") -> TrainData:
-    dc = cfg.data
-    if dc.axes is not None:
-        return load_stack_data(cfg)
-    if task == "upscale":  # aligned LR/HR patches (restorekit.data.sr)
-        assert dc.scale is not None
-        pairs = load_sr_images(dc.train, dc.scale, cfg.model.in_channels, dc.layout, dc.round_lr)
-        dataset: PatchDataset | SRPatchDataset = SRPatchDataset(
-            pairs, dc.scale, dc.lr_patch_size, dc.augment, dc.upsample_input
-        )
-        n_images = len(pairs.hr)
-    else:
-        images, names = load_images(dc.train, cfg.model.in_channels)
-        dataset = PatchDataset(images, dc.patch_size, dc.augment, _load_pairs(cfg, names))
-        n_images = len(images)
-    val_images: list[np.ndarray] = []
-    val_names: list[str] = []
-    if cfg.data.val is not None and (noise is not None or task == "upscale"):
-        val_images, val_names = load_images(cfg.data.val, cfg.model.in_channels)
-        val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
-        val_names = val_names[: len(val_images)]
-    return TrainData(dataset, n_images, val_images, val_names)
-
-
-def load_stack_data(cfg: Config) -> TrainData:
-    """TIFF stacks (``data.axes``): memory-mapped S slices, per-channel normalisation from the
-    training slices, the last ``data.val_fraction`` of slices held out for a validation loss."""
-    dc = cfg.data
-    assert dc.axes is not None
-    stacks = load_stacks(dc.train, dc.axes, cfg.model.in_channels)
-    train_slices, val_slices = split_slices(stacks, dc.val_fraction)
-    dataset = StackPatchDataset(stacks, train_slices, dc.patch_size, dc.patch_depth, dc.augment)
-    record = None
-    if dc.normalization != "none":  # after the data set checked that the patches fit
-        dataset.normalization, record = compute_normalization(
-            stacks, train_slices, dc.normalization, dataset.patch_shape, cfg.train.seed
-        )
-    val_patches = None
-    if val_slices:
-        held_out = StackPatchDataset(
-            stacks, val_slices, dc.patch_size, dc.patch_depth, False, dataset.normalization
-        )
-        keys = [
-            (i % len(val_slices), derive_seed(cfg.train.seed, 9, i)) for i in range(VAL_PATCHES)
-        ]
-        samples = [held_out[key] for key in keys]
-        val_patches = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
-    return TrainData(dataset, len(train_slices), [], [], record, val_patches)
-
-
-def _load_pairs(config: Config, names: list[str]) -> list[np.ndarray] | None:
-    if config.data.pairs is None:
-        return None
-    partners, partner_names = load_images(config.data.pairs, config.model.in_channels)
-    by_name = dict(zip(partner_names, partners, strict=True))
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise ConfigError(
-            f"data.pairs ({config.data.pairs}) lacks partners for {len(missing)} training "
-            f"image(s), e.g. {missing[:3]}; pairs are matched by file name"
-        )
-    return [by_name[n] for n in names]
-
-
 @contextlib.contextmanager
 def _stop_requests() -> Iterator[list[str]]:
     """Turn SIGINT/SIGTERM into a flag checked between steps (never mid-update)."""
@@ -167,49 +73,6 @@ def _stop_requests() -> Iterator[list[str]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def validate(
-    net: torch.nn.Module,
-    images: list[np.ndarray],
-    names: list[str],
-    noise: NoiseModel | None,
-    channels_last: bool,
-    seed: int,
-    task: str = "denoise",
-    scale: int = 1,
-) -> tuple[dict[str, float], torch.Tensor]:
-    """Validation PSNR/SSIM and the first output image, by the task's protocol: denoise, the
-    paper's with one repeat; upscale, ``evaluate_upscaling`` at ``scale`` (Y channel, border
-    ``scale``; a network that keeps the size gets the bicubic-upscaled LR image)."""
-    device = next(net.parameters()).device
-    multiple = getattr(net, "size_multiple", 1)
-    first: list[torch.Tensor] = []
-
-    def apply(pixels: np.ndarray) -> np.ndarray:
-        out = predict(net, torch.from_numpy(pixels)[None].to(device), multiple, channels_last)[0]
-        if not first:
-            first.append(out.float().cpu())
-        return out.float().cpu().numpy()
-
-    channels = next(m.in_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d))
-
-    def upscale(lr: np.ndarray) -> np.ndarray:
-        if lr.shape[0] != channels:  # a grey model on the protocol's RGB images: per channel
-            return np.concatenate([upscale(c[None]) for c in lr])
-        if getattr(net, "scale", 1) == scale:
-            return apply(lr)
-        size = (lr.shape[1] * scale, lr.shape[2] * scale)
-        return apply(imresize(lr.transpose(1, 2, 0), output_shape=size).transpose(2, 0, 1))
-
-    net.eval()
-    if task == "upscale":
-        report = evaluate_upscaling(upscale, images, names, scale)
-    else:
-        assert noise is not None
-        report = evaluate_denoising(apply, images, names, noise, repeats=1, seed=seed)
-    net.train()
-    return {"psnr": report.psnr, "ssim": report.ssim, "psnr_in": report.psnr_in}, first[0]
 
 
 def describe(
@@ -244,23 +107,6 @@ def describe(
             "restorekit": __version__,
         },
     )
-
-
-def _check_batch(cfg: Config, n_images: int, world_size: int) -> int:
-    """Steps per epoch; the global batch must split evenly over processes and micro-batches."""
-    tc = cfg.train
-    if tc.batch_size % (world_size * tc.accumulate):
-        raise ConfigError(
-            f"train.batch_size={tc.batch_size} (the global batch) must be divisible by the "
-            f"number of processes ({world_size}) x train.accumulate ({tc.accumulate})"
-        )
-    steps_per_epoch = n_images * cfg.data.repeat // tc.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"{n_images} training image(s) x data.repeat={cfg.data.repeat} is less than one "
-            f"batch of train.batch_size={tc.batch_size}; raise data.repeat or lower the batch size"
-        )
-    return steps_per_epoch
 
 
 def train(
@@ -312,7 +158,7 @@ def _train(
     model, optimizer, noise = stepper.model, stepper.optimizer, stepper.noise
     task = stepper.method.task
     data = load_train_data(cfg, noise, task)
-    steps_per_epoch = _check_batch(cfg, data.n_images, context.world_size)
+    steps_per_epoch = count_steps(cfg, data.n_images, context.world_size)
     local_batch = tc.batch_size // context.world_size
     descriptor = describe(cfg, model, run_dir, command, task, data.normalization)
 
