@@ -18,7 +18,8 @@ from restorekit.infer.onnx_backend import load_onnx_model
 from restorekit.infer.onnx_export import OnnxExportError, export_onnx
 from restorekit.io import read_image, write_image
 from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
+from restorekit.nets.files import ModelDescriptor, read_descriptor, save_model
+from restorekit.zoo import shipped_models
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,16 @@ def test_export_and_denoise_commands(model_path, tmp_path, astronaut):
         result = runner.invoke(main, ["denoise", str(tmp_path / "in"), "-o", str(tmp_path), *bad])
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert ".onnx" in result.output or "2GB" in result.output
+
+
+@pytest.mark.parametrize(
+    "name", [m.name for m in shipped_models() if read_descriptor(m.weights).task == "denoise"]
+)
+def test_every_shipped_model_exports_with_parity(name, tmp_path, astronaut):
+    """Export checks onnxruntime against PyTorch itself; also compare on a real photograph."""
+    result = export_onnx(name, tmp_path / f"{name}.onnx")
+    assert result.max_abs_diff <= 1e-4
+    photo = astronaut[:96, :128]
+    onnx_out = load_onnx_model(tmp_path / f"{name}.onnx").denoise(photo.astype(np.float32) / 255)
+    torch_out = load_model(name).denoise(photo.astype(np.float32) / 255)
+    assert np.abs(onnx_out - torch_out).max() <= 1e-4
