@@ -3,8 +3,8 @@
     python scripts/ship_model.py RUN_DIR NAME [--weights final|best] [--command "..."]...
 
 Writes ``src/restorekit/zoo/NAME/model.safetensors``. The descriptor's ``training`` gains the
-run's command history (``commands.log``, or the ``--command`` values for runs that predate it)
-and the source checkpoint. Evaluate it afterwards with ``restorekit eval --json`` into
+run's command history (the ``--command`` values, for commands that predate the run's
+``commands.log``, then that log) and the source checkpoint. Evaluate it afterwards with ``restorekit eval --json`` into
 ``zoo/NAME/eval/`` and write ``zoo/NAME/card.md``.
 """
 
@@ -33,7 +33,7 @@ def main() -> None:
     )
     net, descriptor = load_model_file(source)
     log = args.run_dir / "commands.log"
-    commands = log.read_text().splitlines() if log.exists() else args.command
+    commands = args.command + (log.read_text().splitlines() if log.exists() else [])
     training = {**descriptor.training, "commands": commands, "source": source.name}
     target = ZOO / args.name / "model.safetensors"
     save_model(target, net, descriptor.model_copy(update={"training": training}))
