@@ -4,8 +4,8 @@
 
 Writes ``src/restorekit/zoo/NAME/model.safetensors``. The descriptor's ``training`` gains the
 run's command history (the ``--command`` values, for commands that predate the run's
-``commands.log``, then that log) and the source checkpoint. Evaluate it afterwards with ``restorekit eval --json`` into
-``zoo/NAME/eval/`` and write ``zoo/NAME/card.md``.
+``commands.log``, then that log) and the source checkpoint. Evaluate it afterwards with
+``restorekit eval --json`` into ``zoo/NAME/eval/`` and write ``zoo/NAME/card.md``.
 """
 
 from __future__ import annotations
