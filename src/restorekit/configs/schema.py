@@ -249,6 +249,20 @@ class Config(_Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: object) -> object:
+        """A model section without ``arch`` is the N2N U-Net; a method without ``name``, ne2ne."""
+        if isinstance(data, dict):
+            for section, key, default in (
+                ("model", "arch", "unet-n2n"),
+                ("method", "name", "ne2ne"),
+            ):
+                value = data.get(section)
+                if isinstance(value, dict) and key not in value:
+                    data = {**data, section: {key: default, **value}}
+        return data
+
     @field_validator("noise")
     @classmethod
     def _noise_spec(cls, value: str | None) -> str | None:

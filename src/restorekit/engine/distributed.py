@@ -7,6 +7,7 @@ those variables everything runs in one process and none of this is used.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -48,7 +49,14 @@ def setup() -> DistributedContext:
 
 
 def teardown(context: DistributedContext) -> None:
+    """Leave the process group while the interpreter is fully alive.
+
+    DistributedDataParallel objects sit in reference cycles; left to the interpreter's final
+    garbage collection they release gloo work after shutdown began, which can abort the process
+    ("terminate called without an active exception"). Collect them first, then destroy the group.
+    """
     if context.enabled and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

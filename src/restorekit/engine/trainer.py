@@ -122,10 +122,11 @@ def train(
     Launched by torchrun, this joins the process group and trains with DDP.
     """
     context = distributed.setup()
-    try:
-        return _train(config, Path(run_dir), context, resume, max_steps, command)
-    finally:
-        distributed.teardown(context)
+    # On failure the group is left as it is: destroying it while a peer is dead or mid-collective
+    # can hang, and the error must reach the user. The process is ending anyway.
+    result = _train(config, Path(run_dir), context, resume, max_steps, command)
+    distributed.teardown(context)
+    return result
 
 
 def _train(
