@@ -221,17 +221,28 @@ def test_n2v_3d_denoises_a_volume_on_its_own_scale(tmp_path):
     assert after < 0.5 * before, (before, after)  # measured: 22400 -> 5640 (train seed 0)
 
 
-def test_3d_tiled_prediction_equals_whole_volume_prediction():
-    cfg = load_config("n2v-3d", ["model.features=8", "model.batch_norm=false"])
-    torch.manual_seed(0)
-    net = build_net("unet-csbdeep", **cfg.model.model_dump(exclude={"arch"}))
+def _csbdeep_model(overrides: list[str], normalization: dict | None = None):
+    """A small unet-csbdeep network and its descriptor, built from the n2v-3d preset."""
+    cfg = load_config("n2v-3d", overrides)
+    args = cfg.model.model_dump(exclude={"arch"})
+    net = build_net("unet-csbdeep", **args)
+    extra = {"normalization": normalization} if normalization else {}
     descriptor = ModelDescriptor(
         arch="unet-csbdeep",
-        arch_args=cfg.model.model_dump(exclude={"arch"}),
+        arch_args=args,
         in_channels=1,
         out_channels=1,
         size_multiple=4,
-        normalization={"kind": "meanstd", "mean": [500.0], "std": [100.0]},
+        **extra,
+    )
+    return net, descriptor
+
+
+def test_3d_tiled_prediction_equals_whole_volume_prediction():
+    torch.manual_seed(0)
+    net, descriptor = _csbdeep_model(
+        ["model.features=8", "model.batch_norm=false"],
+        {"kind": "meanstd", "mean": [500.0], "std": [100.0]},
     )
     model = RestorationModel(net, descriptor)
     volume = np.random.default_rng(4).normal(500, 100, (40, 48, 48)).astype(np.float32)
@@ -243,16 +254,8 @@ def test_3d_tiled_prediction_equals_whole_volume_prediction():
 
 
 def test_integer_stack_keeps_its_dtype_and_tta_runs(tmp_path):
-    cfg = load_config(
-        "n2v-3d", ["model.features=4", "model.dims=2", "data.axes=SYX", "data.patch_depth=null"]
-    )
-    net = build_net("unet-csbdeep", **cfg.model.model_dump(exclude={"arch"}))
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=cfg.model.model_dump(exclude={"arch"}),
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
+    net, descriptor = _csbdeep_model(
+        ["model.features=4", "model.dims=2", "data.axes=SYX", "data.patch_depth=null"]
     )
     model = RestorationModel(net, descriptor)
     stack = np.random.default_rng(5).integers(0, 65535, (2, 20, 24), dtype=np.uint16)
@@ -265,15 +268,8 @@ def test_integer_stack_keeps_its_dtype_and_tta_runs(tmp_path):
 
 
 def test_denoise_command_on_a_stack_keeps_layout_and_dtype(tmp_path):
-    cfg = load_config("n2v-3d", ["model.features=4"])
-    net = build_net("unet-csbdeep", **cfg.model.model_dump(exclude={"arch"}))
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=cfg.model.model_dump(exclude={"arch"}),
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
-        normalization={"kind": "meanstd", "mean": [0.5], "std": [0.1]},
+    net, descriptor = _csbdeep_model(
+        ["model.features=4"], {"kind": "meanstd", "mean": [0.5], "std": [0.1]}
     )
     save_model(tmp_path / "m.safetensors", net, descriptor)
     stack = np.random.default_rng(6).integers(0, 255, (12, 20, 2, 3), dtype=np.uint8)  # ZYXS
