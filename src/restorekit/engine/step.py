@@ -6,6 +6,7 @@ Shared by the training loop and the speed benchmark, so both time and run the sa
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -14,9 +15,26 @@ from torch import nn
 from restorekit.configs.schema import Config
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine.distributed import DistributedContext, wrap
+from restorekit.errors import ConfigError
 from restorekit.methods import LossOutput, Progress, TrainingMethod, build_method
 from restorekit.nets import build_net
 from restorekit.randomness import SampleRandom
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse fp16 off the GPU; warn when bf16 runs on a CPU without native bf16 (slow)."""
+    if device.type == "cuda" or precision == "fp32":
+        return
+    if precision == "fp16":
+        raise ConfigError(
+            "train.precision=fp16 needs a CUDA GPU; on CPU use train.precision=bf16 "
+            "(fast where the CPU has AVX512-BF16 or AMX) or fp32"
+        )
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        warnings.warn(
+            "train.precision=bf16 on a CPU without native bf16: emulated, likely slower than fp32",
+            stacklevel=2,
+        )
 
 
 @dataclass
@@ -35,7 +53,7 @@ class Stepper:
 
     @classmethod
     def from_config(cls, cfg: Config, context: DistributedContext | None = None) -> Stepper:
-        """Seeded initial weights, Adam, the method and its noise model, AMP on GPU only."""
+        """Seeded initial weights, Adam, the method and its noise model, autocast if asked."""
         context = context or DistributedContext()
         noise = parse_noise(cfg.noise) if cfg.noise else None
         method = build_method(cfg.method)
@@ -50,8 +68,8 @@ class Stepper:
             betas=cfg.optim.betas,
             weight_decay=cfg.optim.weight_decay,
         )
-        on_gpu = context.device.type == "cuda"
-        precision = cfg.train.precision if on_gpu else "fp32"
+        precision = cfg.train.precision
+        check_precision(precision, context.device)
         amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         net = wrap(model, context)
