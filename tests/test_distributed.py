@@ -108,7 +108,6 @@ def _worker_pids(marker: str) -> list[int]:
     return pids
 
 
-@pytest.mark.slow  # passes alone (3/3) but failed 1 in ~6 full-suite runs under load: see note
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
 def test_killing_one_process_stops_the_run_clearly_and_resume_continues(photo_folder, tmp_path):
     config = _config_file(photo_folder, tmp_path, checkpoint_every=5, log_every=1000)
@@ -125,7 +124,8 @@ def test_killing_one_process_stops_the_run_clearly_and_resume_continues(photo_fo
     assert run.returncode != 0
     assert "the process group failed at step" in output and f"--resume {out}" in output, output
 
-    resumed = _torchrun("--resume", str(out), "--max-steps", "400")  # beyond any checkpoint
+    saved = torch.load(state, weights_only=True)["step"]
+    resumed = _torchrun("--resume", str(out), "--max-steps", str(saved + 2))
     output = resumed.communicate(timeout=120)[0]
     assert resumed.returncode == 0, output
-    assert "resumed at step" in output and "done: 400 steps" in output
+    assert f"resumed at step {saved}" in output and f"done: {saved + 2} steps" in output

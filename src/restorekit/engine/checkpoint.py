@@ -1,10 +1,13 @@
 """Checkpoints of a run folder.
 
-``checkpoints/last.safetensors`` holds the weights (a loadable model file) and
-``checkpoints/last.state.pt`` what resuming needs: optimizer state, epoch, step, best validation
-PSNR and RNG states. The state file holds only tensors and plain values and is read with
-``torch.load(weights_only=True)``. Both are written atomically, weights first; the state names
-the step of its weights, so a crash between the two writes is detected instead of resumed wrongly.
+``checkpoints/last.state.pt`` is the resume point: weights, optimizer state, epoch, step, best
+validation PSNR and RNG states in one file, written atomically, so a crash or a killed process at
+any moment leaves either the previous or the new resume point, never a mix. It holds only
+tensors and plain values and is read with ``torch.load(weights_only=True)``.
+``checkpoints/last.safetensors``, written after it, is the same weights as a loadable model file
+(for ``restorekit eval`` on a running job); resuming does not read it.
+(State files of older runs lack the weights: those resume from ``last.safetensors``, whose step
+must match.)
 """
 
 from __future__ import annotations
@@ -51,33 +54,38 @@ def save_checkpoint(
 ) -> None:
     weights, state = checkpoint_paths(run_dir)
     descriptor = descriptor.model_copy(update={"training": {**descriptor.training, "step": step}})
-    save_model(weights, net, descriptor)
     payload = {
         "epoch": epoch,
         "step": step,
         "best_psnr": best_psnr,
+        "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
     atomic_write(state, lambda tmp: torch.save(payload, tmp))
+    save_model(weights, net, descriptor)
 
 
 def load_checkpoint(run_dir: Path, net: nn.Module) -> ResumeState:
     """Load the last checkpoint of ``run_dir`` into ``net``; return what the loop resumes from."""
     weights, state_path = checkpoint_paths(run_dir)
-    if not weights.is_file() or not state_path.is_file():
+    if not state_path.is_file():
         raise RestorekitError(
-            f"{run_dir}: no checkpoint to resume from (expected {weights.name} and "
-            f"{state_path.name} in {weights.parent}); start a new run without --resume"
+            f"{run_dir}: no checkpoint to resume from (expected {state_path.name} in "
+            f"{state_path.parent}); start a new run without --resume"
         )
     state = torch.load(state_path, map_location="cpu", weights_only=True)
-    weights_step = read_descriptor(weights).training.get("step")
-    if weights_step != state["step"]:
-        raise RestorekitError(
-            f"{run_dir}: weights (step {weights_step}) and resume state (step {state['step']}) "
-            "disagree, the last save was interrupted; delete checkpoints/last.* to restart"
-        )
-    loaded, _ = load_model_file(weights)
-    load_state(net, loaded.state_dict(), weights)
+    if "model" in state:
+        load_state(net, state["model"], state_path)
+    else:  # an older run: weights in the safetensors file only
+        weights_step = read_descriptor(weights).training.get("step") if weights.is_file() else None
+        if weights_step != state["step"]:
+            raise RestorekitError(
+                f"{run_dir}: weights (step {weights_step}) and resume state (step "
+                f"{state['step']}) disagree, the last save was interrupted; delete "
+                "checkpoints/last.* to restart"
+            )
+        loaded, _ = load_model_file(weights)
+        load_state(net, loaded.state_dict(), weights)
     torch.set_rng_state(state["torch_rng"])
     return ResumeState(state["epoch"], state["step"], state["best_psnr"], state["optimizer"])
