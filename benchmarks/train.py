@@ -46,6 +46,8 @@ CONFIGS = {  # name: overrides on top of the preset; "eager" is the reference (r
     "channels_last": ["train.channels_last=true", "data.workers=0", "train.compile=false"],
     "workers=1": ["train.channels_last=true", "data.workers=1", "train.compile=false"],
     "compile": ["train.channels_last=true", "data.workers=0", "train.compile=true"],
+    # bf16 autocast: only where the CPU has native bf16 (AVX512-BF16/AMX), else it is emulated
+    "bf16": ["train.channels_last=true", "data.workers=0", "train.precision=bf16"],
 }
 
 
@@ -195,6 +197,9 @@ def main() -> None:
     args.json = args.json or ROOT / "benchmarks" / "results" / name
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     configs = [c for c in CONFIGS if c != "compile" or not quick or args.with_compile]
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        configs.remove("bf16")
+        print("bf16 skipped: this CPU has no native bf16")
 
     images, source = training_images(quick)
     peak = cpu_peak(torch.get_num_threads(), args.ghz, args.flop_per_cycle)
