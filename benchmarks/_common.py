@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":

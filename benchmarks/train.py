@@ -14,32 +14,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from _common import (
+from _common import (  # benchmarks/_common.py
+    ROOT,
     add_timing_arguments,
     environment,
-    interleaved,
     resolve_timing,
     write_report,
-)  # benchmarks/_common.py
-from torch.utils.data import DataLoader, Dataset
+)
+from _training import Run, one_epoch, time_runs, training_images  # benchmarks/_training.py
+from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from restorekit.configs import Config, load_config
-from restorekit.data import EpochSampler, PatchDataset, load_images
-from restorekit.engine.distributed import DistributedContext
-from restorekit.engine.step import Stepper
-from restorekit.engine.trainer import learning_rate
-from restorekit.io import list_images
-from restorekit.methods import Progress
+from restorekit.data import EpochSampler, PatchDataset
 
-ROOT = Path(__file__).resolve().parents[1]
-BSD200 = ROOT.parent / "shared" / "data" / "BSD200_train"
 METHODS = ("n2c", "n2n", "ne2ne")
 CONFIGS = {  # name: overrides on top of the preset; "eager" is the reference (ratio 1)
     "eager": ["train.channels_last=false", "data.workers=0", "train.compile=false"],
@@ -49,19 +40,6 @@ CONFIGS = {  # name: overrides on top of the preset; "eager" is the reference (r
     # bf16 autocast: only where the CPU has native bf16 (AVX512-BF16/AMX), else it is emulated
     "bf16": ["train.channels_last=true", "data.workers=0", "train.precision=bf16"],
 }
-
-
-def training_images(quick: bool) -> tuple[list[np.ndarray], str]:
-    """BSD200_train (its first 16 images with --quick), else four synthetic 321x481 images."""
-    if BSD200.is_dir():
-        paths = list_images(BSD200)[: 16 if quick else None]
-        return load_images(paths, 3)[0], f"{BSD200} ({len(paths)} images)"
-    y, x = np.mgrid[0:321, 0:481] / 481
-    images = [
-        np.stack([np.sin(k * x + y), np.cos(k * y - x), np.sin(k * (x + y))], axis=-1)
-        for k in (3, 5, 7, 11)
-    ]
-    return [(a * 127.5 + 127.5).astype(np.uint8) for a in images], "synthetic (4 images)"
 
 
 def cpu_peak(threads: int, ghz: float | None, flop_per_cycle: int | None) -> dict:
@@ -102,32 +80,6 @@ def cpu_peak(threads: int, ghz: float | None, flop_per_cycle: int | None) -> dic
     }
 
 
-class Run:
-    """One configuration: the trainer's Stepper and loader iterator, stepped ``n`` steps a call."""
-
-    def __init__(self, cfg: Config, dataset: Dataset, sampler: EpochSampler, total: int, device):
-        self.cfg, self.total, self.step, self.wait = cfg, total, 0, 0.0
-        self.stepper = Stepper.from_config(cfg, DistributedContext(device=device))
-        loader = DataLoader(
-            dataset,
-            cfg.train.batch_size,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=cfg.data.workers,
-            pin_memory=device.type == "cuda",  # as the trainer: pinning only helps copies to GPU
-        )
-        self.batches = iter(loader)
-
-    def __call__(self, n: int = 1) -> None:
-        for _ in range(n):
-            start = time.perf_counter()
-            sample = next(self.batches)
-            self.wait += time.perf_counter() - start  # time the step waited for its data
-            self.step += 1
-            lr = learning_rate(self.cfg, self.step, self.total)
-            self.stepper.step(sample, Progress(1, self.cfg.train.epochs, self.step), lr)
-
-
 def step_flops(cfg: Config, dataset: Dataset, sampler: EpochSampler, device) -> float:
     """FLOPs of one eager step (forward + backward, as FlopCounterMode counts them)."""
     run = Run(cfg, dataset, sampler, 1, device)
@@ -144,32 +96,17 @@ def bench_method(name: str, images: list, configs: list[str], args, peak: dict, 
     eager = cfgs["eager"]
     batch, total = eager.train.batch_size, args.warmup + args.steps * args.repeats
     dataset = PatchDataset(images, eager.data.patch_size, eager.data.augment)
-    repeat = -(-total * batch // len(images))  # one epoch long enough for every step
-    sampler = EpochSampler(len(images), repeat, eager.train.seed, epoch=1)
+    sampler = one_epoch(len(images), eager, args)
     flops = step_flops(eager, dataset, sampler, device)
     runs = {c: Run(cfg, dataset, sampler, total, device) for c, cfg in cfgs.items()}
-    # Warm-up steps, one at a time and interleaved too: the first ones hold the compile time.
-    warmup = interleaved(runs, args.warmup, device)
-    for run in runs.values():
-        run.wait = 0.0
-    timed = {c: lambda r=run: r(args.steps) for c, run in runs.items()}
-    seconds = interleaved(timed, args.repeats, device)
+    timing = time_runs(runs, args, device)  # eager first: the reference of the ratios
     result: dict = {"gflop_per_step": flops / 1e9, "batch_size": batch, "noise": eager.noise}
     result |= {"patch_size": eager.data.patch_size, "features": eager.model.features}
-    for c, run in runs.items():
-        median = statistics.median(seconds[c])
-        steps_per_s = args.steps / median
-        gflops = flops / 1e9 * steps_per_s
+    for c in runs:
+        gflops = flops / 1e9 * timing[c]["steps_per_s"]
         result[c] = {
             "overrides": CONFIGS[c],
-            "warmup_s": warmup[c],
-            "seconds": seconds[c],
-            "median_s": median,
-            "step_s": median / args.steps,
-            "steps_per_s": steps_per_s,
-            "images_per_s": steps_per_s * batch,
-            "ratio": statistics.median(seconds["eager"]) / median,
-            "data_wait_fraction": run.wait / sum(seconds[c]),
+            **timing[c],
             "gflops": gflops,
             "peak_fraction": gflops / peak["gflops"] if device.type == "cpu" else None,
         }
@@ -201,7 +138,7 @@ def main() -> None:
         configs.remove("bf16")
         print("bf16 skipped: this CPU has no native bf16")
 
-    images, source = training_images(quick)
+    images, source = training_images(16 if quick else None)
     peak = cpu_peak(torch.get_num_threads(), args.ghz, args.flop_per_cycle)
     results = {m: bench_method(m, images, configs, args, peak, device) for m in args.methods}
 

@@ -1,6 +1,7 @@
 """ONNX export and the torch-free ONNX Runtime backend."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,15 +12,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import restorekit.zoo
 from restorekit import load_model
 from restorekit.cli import main
-from restorekit.errors import ModelLoadError
-from restorekit.infer.onnx_backend import load_onnx_model
+from restorekit.errors import ConfigError, ModelLoadError
+from restorekit.infer import backends
+from restorekit.infer.backends import onnx_status, open_model
+from restorekit.infer.onnx_backend import OnnxModel, load_onnx_model
 from restorekit.infer.onnx_export import OnnxExportError, export_onnx
-from restorekit.io import read_image, write_image
+from restorekit.io import read_image, sha256_file, write_image
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, read_descriptor, save_model
-from restorekit.zoo import shipped_models
+from restorekit.zoo import ZooModel, shipped_models
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +140,93 @@ def test_export_and_denoise_commands(model_path, tmp_path, astronaut):
         assert ".onnx" in result.output or "2GB" in result.output
 
 
-@pytest.mark.parametrize(
-    "name", [m.name for m in shipped_models() if read_descriptor(m.weights).task == "denoise"]
-)
+def _apply(model, image):
+    """``model.denoise`` or ``model.upscale``, by the model's task."""
+    return getattr(model, model.facts.task)(image)
+
+
+@pytest.mark.parametrize("name", [m.name for m in shipped_models()])
 def test_every_shipped_model_exports_with_parity(name, tmp_path, astronaut):
     """Export checks onnxruntime against PyTorch itself; also compare on a real photograph."""
     result = export_onnx(name, tmp_path / f"{name}.onnx")
     assert result.max_abs_diff <= 1e-4
-    photo = astronaut[:96, :128]
-    onnx_out = load_onnx_model(tmp_path / f"{name}.onnx").denoise(photo.astype(np.float32) / 255)
-    torch_out = load_model(name).denoise(photo.astype(np.float32) / 255)
-    assert np.abs(onnx_out - torch_out).max() <= 1e-4
+    photo = astronaut[:96, :128].astype(np.float32) / 255
+    onnx_out = _apply(load_onnx_model(tmp_path / f"{name}.onnx"), photo)
+    assert np.abs(onnx_out - _apply(load_model(name), photo)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("model", shipped_models(), ids=lambda m: m.name)
+def test_every_shipped_model_ships_its_current_onnx_export(model, astronaut):
+    """zoo/NAME/model.onnx: exported from zoo/NAME/model.safetensors (same SHA-256, same
+    descriptor) and equal to PyTorch on a photograph."""
+    regenerate = f"regenerate it: python scripts/ship_model.py --onnx-only {model.name}"
+    assert model.onnx.is_file(), f"{model.onnx} is missing; {regenerate}"
+    onnx_model = load_onnx_model(model.onnx)
+    assert onnx_model.weights_sha256 == sha256_file(model.weights), f"stale: {regenerate}"
+    assert onnx_model.descriptor == json.loads(read_descriptor(model.weights).model_dump_json())
+    photo = astronaut[64:192, 64:192].astype(np.float32) / 255  # 128 x 128
+    torch_out = _apply(load_model(model.name, device="cpu"), photo)
+    assert np.abs(_apply(onnx_model, photo) - torch_out).max() <= 1e-4
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch, model_path, onnx_path):
+    """A zoo with one model, "tiny", whose model.onnx is current."""
+    folder = tmp_path / "zoo" / "tiny"
+    folder.mkdir(parents=True)
+    shutil.copy(model_path, folder / "model.safetensors")
+    shutil.copy(onnx_path, folder / "model.onnx")
+    monkeypatch.setattr(restorekit.zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.chdir(tmp_path)  # "tiny" is a name, not a path
+    return ZooModel("tiny", folder)
+
+
+def test_auto_backend_takes_onnxruntime_for_a_shipped_model_with_its_onnx(
+    zoo, onnx_path, monkeypatch
+):
+    monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")  # no GPU here
+    chosen = open_model("tiny", device="cpu")
+    assert chosen.name == "onnxruntime" and isinstance(chosen.model, OnnxModel)
+    assert chosen.describe() == "backend: onnxruntime (shipped model.onnx, measured fastest on CPU)"
+    assert open_model(onnx_path, device="cpu").name == "onnxruntime"
+    assert open_model("tiny", "onnx").name == "onnxruntime"
+    for kwargs, reason in (
+        ({"torch_options": ["--tta"]}, "--tta given"),
+        ({"device": "cuda:1"}, "--device cuda:1"),
+        ({"backend": "torch"}, "--backend torch"),
+    ):
+        chosen = open_model("tiny", **kwargs)
+        assert chosen.name == "torch" and chosen.reason == reason
+    chosen = open_model(zoo.weights, device="cpu")  # a path: not the shipped name
+    assert chosen.name == "torch" and "not a shipped model" in chosen.reason
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        open_model("tiny", "onnx", device="cuda")
+    listing = CliRunner().invoke(main, ["models"]).output
+    assert "ONNX: model.onnx (" in listing and "--backend auto uses it" in listing
+
+
+def test_a_stale_shipped_onnx_is_never_used(zoo, model_path):
+    torch.manual_seed(1)
+    other = build_net("unet-n2n", features=8)  # new weights shipped, model.onnx not rewritten
+    save_model(zoo.weights, other, read_descriptor(model_path))
+    chosen = open_model("tiny", device="cpu")
+    assert chosen.name == "torch"
+    assert "python scripts/ship_model.py --onnx-only tiny" in chosen.reason
+    with pytest.raises(ModelLoadError, match="was not exported from its model.safetensors"):
+        open_model("tiny", "onnx")
+    assert "--onnx-only tiny" in onnx_status(zoo)
+    assert "--onnx-only tiny" in CliRunner().invoke(main, ["models"]).output
+
+
+def test_denoise_command_says_which_backend_it_chose(zoo, tmp_path, astronaut):
+    write_image(tmp_path / "in" / "a.png", astronaut[:40, :50])
+    runner = CliRunner()
+    for extra, said in (
+        ([], "backend: onnxruntime (shipped model.onnx"),
+        (["--tta"], "backend: torch (--tta given)"),
+        (["--backend", "onnx", "--tta"], "backend: onnxruntime (--backend onnx"),
+    ):
+        args = ["denoise", "in", "-o", "out", "--model", "tiny", "--device", "cpu", *extra]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0 and said in result.output, result.output
+    assert "--backend [auto|torch|onnx]" in runner.invoke(main, ["denoise", "--help"]).output

@@ -84,11 +84,13 @@ def test_lr_patches_are_the_cached_lr_crop_and_the_downscaled_hr_patch(astronaut
 
 
 def load_pairs(hr_images, scale, round_lr=True):
+    """SRImages of ``hr_images`` at one scale (images already mod-cropped) or several (whole)."""
     from restorekit.data import SRImages
 
+    scales = [scale] if isinstance(scale, int) else scale
     return SRImages(
         list(hr_images),
-        [make_lr(h, scale, round_lr) for h in hr_images],
+        {s: [make_lr(mod_crop(h, s), s, round_lr) for h in hr_images] for s in scales},
         [f"{i}.png" for i in range(len(hr_images))],
     )
 
@@ -102,7 +104,7 @@ def test_rounded_lr_is_8_bit_like_matlab_written_files(astronaut):
 
 def test_upsampled_input_equals_the_whole_lr_image_upscaled(astronaut):
     pairs = load_pairs([astronaut[:60, :72]], 2)
-    whole = imresize(pairs.lr[0].astype(np.float32) / np.float32(255), output_shape=(60, 72))
+    whole = imresize(pairs.lr[2][0].astype(np.float32) / np.float32(255), output_shape=(60, 72))
     ds = SRPatchDataset(pairs, 2, 10, augment=False, upsample_input=True)
     for seed in range(8):  # crops at the image borders and inside
         rng = np.random.default_rng(seed)
@@ -122,7 +124,11 @@ def test_div2k_layout_is_read_and_a_size_mismatch_names_the_files(tmp_path, astr
     pairs = load_sr_images(root, 2, 3)
     assert pairs.names == ["0001.png", "0002.png"]
     assert [h.shape for h in pairs.hr] == [(60, 64, 3), (62, 64, 3)]
-    np.testing.assert_array_equal(pairs.lr[1], read_image(root / "LR_bicubic/X2/0002x2.png").array)
+    np.testing.assert_array_equal(
+        pairs.lr[2][1], read_image(root / "LR_bicubic/X2/0002x2.png").array
+    )
+    with pytest.raises(ConfigError, match="no x3 LR folder"):  # every listed scale needs its LR
+        load_sr_images(root, [2, 3], 3)
 
     write_image(root / "LR_bicubic" / "X2" / "0002x2.png", astronaut[:30, :30])
     with pytest.raises(ImageFormatError, match=r"0002x2\.png: LR image is 30x30.*0002\.png"):
@@ -134,6 +140,52 @@ def test_div2k_layout_is_read_and_a_size_mismatch_names_the_files(tmp_path, astr
         load_sr_images(root, 3, 3)
     with pytest.raises(ConfigError, match="layout=div2k"):
         load_sr_images(root / "HR", 2, 3, layout="div2k")
+
+
+def test_a_multi_scale_sample_is_the_single_scale_sample_at_the_scale_its_seed_draws(astronaut):
+    hr = astronaut[:61, :73]  # mod-cropped per sample: 60 x 72 at x2 and x3
+    multi = SRPatchDataset(load_pairs([hr], [2, 3]), [2, 3], 0, True, True, hr_patch_size=20)
+    single = {
+        s: SRPatchDataset(load_pairs([mod_crop(hr, s)], s), s, 0, True, True, hr_patch_size=20)
+        for s in (2, 3)
+    }
+    drawn = [multi.draw_scale(seed) for seed in range(16)]
+    assert set(drawn) == {2, 3} and drawn == [multi.draw_scale(seed) for seed in range(16)]
+    for seed, scale in enumerate(drawn):
+        sample, expected = multi[(0, seed)], single[scale][(0, seed)]
+        assert sample["image"].shape == sample["target"].shape == (3, 20, 20)  # any scale
+        for key in ("image", "target", "seed"):
+            torch.testing.assert_close(sample[key], expected[key], rtol=0, atol=0)
+
+
+def test_multi_scale_input_is_the_whole_lr_image_upscaled_at_the_hr_patch(astronaut):
+    hr = astronaut[:61, :73]
+    ds = SRPatchDataset(load_pairs([hr], [2, 3]), [2, 3], 0, False, True, hr_patch_size=20)
+    for seed in range(8):
+        scale = ds.draw_scale(seed)
+        lr = make_lr(mod_crop(hr, scale), scale).astype(np.float32) / np.float32(255)
+        whole = imresize(lr, output_shape=(lr.shape[0] * scale, lr.shape[1] * scale))
+        p = -(-20 // scale)  # the LR crop: 10 at x2, 7 at x3 (its HR square cut to 20)
+        rng = np.random.default_rng(seed)
+        top = int(rng.integers(0, lr.shape[0] - p + 1)) * scale
+        left = int(rng.integers(0, lr.shape[1] - p + 1)) * scale
+        sample = ds[(0, seed)]
+        expected = whole[top : top + 20, left : left + 20].transpose(2, 0, 1)
+        np.testing.assert_allclose(sample["image"].numpy(), expected, atol=1e-6)
+        target = hr[top : top + 20, left : left + 20].transpose(2, 0, 1) / np.float32(255)
+        np.testing.assert_allclose(sample["target"].numpy(), target, atol=1e-7)
+
+
+def test_several_scales_keep_the_hr_images_whole_and_make_each_lr(photos):
+    pairs = load_sr_images(photos, [2, 3], 3)
+    odd = pairs.names.index("odd.png")
+    assert pairs.hr[odd].shape == (50, 61, 3)
+    assert pairs.lr[2][odd].shape == (25, 30, 3) and pairs.lr[3][odd].shape == (16, 20, 3)
+    with pytest.raises(
+        ImageFormatError,
+        match=r"odd\.png: its x3 LR image is 16x20, smaller than its LR patch of 17",
+    ):
+        SRPatchDataset(pairs, [2, 3], 0, True, True, hr_patch_size=50)  # 25 fits at x2
 
 
 # Config
@@ -153,6 +205,23 @@ def test_sr_config_rules(tmp_path):
     assert load_config("edsr-baseline-x2", ["data.patch_size=50"]).data.patch_size == 50
     with pytest.raises(ConfigError, match="method.name=sr"):
         load_config("n2c-gauss25", ["model={arch: edsr}"])
+
+
+def test_several_scales_only_where_the_input_is_upsampled():
+    cfg = load_config("rednet-sr")  # the paper's set-up: one model for x2, x3 and x4
+    assert cfg.data.scales == [2, 3, 4] and cfg.data.hr_patch_size == 50
+    assert load_config("rednet-sr", ["data.scale=[3]"]).data.scale == 3
+    bad = [
+        ("edsr-baseline-x2", "data.scale=[2, 3]", "pixel-shuffle upsampler has one factor"),
+        ("rednet-sr", "data.upsample_input=false", "set data.upsample_input=true"),
+        ("rednet-sr", "data.hr_patch_size=null", "needs data.hr_patch_size"),
+        ("edsr-baseline-x2", "data.hr_patch_size=96", "set data.lr_patch_size instead"),
+        ("rednet-sr", "data.scale=[2, 2]", "distinct"),
+        ("rednet-sr", "data.scale=[2, 9]", "scales must be 2 to 8"),
+    ]
+    for preset, override, message in bad:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(preset, [override])
 
 
 # Training
@@ -195,13 +264,56 @@ def test_rednet_sr_trains_on_bicubic_upscaled_input_and_upscales(photos, tmp_pat
     cfg = load_config(
         "rednet-sr",
         [f"data.train=['{photos}']", "model.n_layers=10", "model.features=8", "train.epochs=1",
-         "train.batch_size=2", "data.lr_patch_size=12", f"data.val='{photos}'",
-         "data.val_max_images=1"],
+         "train.batch_size=2", "data.scale=2", "data.hr_patch_size=null",
+         "data.lr_patch_size=12", f"data.val='{photos}'", "data.val_max_images=1"],
     )  # fmt: skip
     train(cfg, tmp_path / "red")
     model = load_model(tmp_path / "red", device="cpu")
     assert model.descriptor.task == "upscale" and model.descriptor.upsample_input
     assert model.upscale(np.zeros((7, 9, 3), np.uint8)).shape == (14, 18, 3)
+
+
+def test_one_rednet_trains_on_several_scales_and_upscales_at_each(photos, tmp_path):
+    cfg = load_config(
+        "rednet-sr",
+        [f"data.train=['{photos}']", "model.n_layers=10", "model.features=8", "train.epochs=1",
+         "train.batch_size=2", "data.repeat=1", "data.scale=[2, 3]", "data.hr_patch_size=24",
+         f"data.val='{photos}'", "data.val_max_images=1", "train.log_every=1"],
+    )  # fmt: skip
+    result = train(cfg, tmp_path / "red")
+    assert result.steps == 2  # 5 images, batch 2: mixed-scale batches of 24 x 24 patches
+    log = (tmp_path / "red" / "train.log").read_text()
+    assert "x2/x3, HR patch 24" in log
+    assert re.search(r"validation epoch\[1\]: PSNR [\d.]+ dB.*; psnr_x2 [\d.]+, psnr_x3", log)
+    model = load_model(tmp_path / "red", device="cpu")
+    assert (model.descriptor.scale, model.descriptor.scales) == (2, [2, 3])
+    image = np.zeros((7, 9, 3), np.uint8)
+    assert model.upscale(image).shape == (14, 18, 3)
+    assert model.upscale(image, scale=3).shape == (21, 27, 3)
+    with pytest.raises(ModelLoadError, match="upscales x2/x3, not x4"):
+        model.upscale(image, scale=4)
+    report = evaluate_upscaling(
+        lambda lr: model.upscale(lr.transpose(1, 2, 0), scale=3).transpose(2, 0, 1),
+        [read_image(photos / "img0.png").array],
+        ["img0.png"],
+        3,
+    )
+    assert report.scale == 3 and np.isfinite(report.psnr)
+
+    run = CliRunner().invoke
+    model_file = str(tmp_path / "red" / "model.safetensors")
+    args = ["eval", "--model", model_file, "--data", str(photos), "--scale"]
+    evaluated = run(main, [*args, "3", "--json", str(tmp_path / "x3.json")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((tmp_path / "x3.json").read_text())["scale"] == 3
+    assert "upscales x2/x3" in run(main, [*args, "4"]).output
+    out = tmp_path / "up"
+    args = ["upscale", str(photos / "img0.png"), "-o", str(out), "--model", model_file]
+    upscaled = run(main, [*args, "--scale", "3", "--backend", "torch"])
+    assert upscaled.exit_code == 0, upscaled.output
+    lr = read_image(photos / "img0.png").array
+    assert read_image(out / "img0.png").array.shape[:2] == (lr.shape[0] * 3, lr.shape[1] * 3)
+    assert "upscales x2/x3" in run(main, [*args, "--scale", "4"]).output
 
 
 # Evaluation

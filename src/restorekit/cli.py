@@ -6,10 +6,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from restorekit.errors import RestorekitError
+
+if TYPE_CHECKING:
+    from restorekit.infer.array_model import ArrayModel
 
 device_option = click.option(
     "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."
@@ -129,7 +133,9 @@ def presets() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
 @click.option("--save-dir", type=click.Path(path_type=Path), help="Save input/output images.")
-@click.option("--scale", type=click.IntRange(min=2), help="Upscaling models: must be the model's.")
+@click.option(
+    "--scale", type=click.IntRange(min=2), help="Upscaling models: one of the model's scales."
+)
 @click.option("--ensemble", is_flag=True, help="Upscaling models: x8 self-ensemble (EDSR+).")
 @click.option("--rgb", is_flag=True, help="Upscaling models: PSNR/SSIM on RGB, not on Y.")
 @device_option
@@ -201,22 +207,26 @@ def _evaluate_upscaling(
     from restorekit.io import list_images, read_image
 
     descriptor = model.descriptor  # type: ignore[attr-defined]
-    if scale is not None and scale != descriptor.scale:
+    trained = descriptor.trained_scales  # several for a multi-scale RED-Net
+    if scale is not None and scale not in trained:
+        listed = "/".join(f"x{s}" for s in trained)
         raise click.UsageError(
-            f"--scale {scale} does not match the model, which upscales x{descriptor.scale}; "
+            f"--scale {scale} does not match the model, which upscales {listed}; "
             f"evaluate a x{scale} model, or drop --scale"
         )
+    scale = scale or descriptor.scale
     paths = list_images(data)
     images = [read_image(p).array for p in paths]
 
     def upscale(lr):  # C x h x w float32 -> C x sh x sw
-        return model.upscale(lr.transpose(1, 2, 0)).transpose(2, 0, 1)  # type: ignore[attr-defined]
+        out = model.upscale(lr.transpose(1, 2, 0), scale=scale)  # type: ignore[attr-defined]
+        return out.transpose(2, 0, 1)
 
     report = evaluate_upscaling(
         upscale,
         images,
         [p.name for p in paths],
-        descriptor.scale,
+        scale,
         y_channel=not rgb,
         ensemble=ensemble,
         save_dir=save_dir,
@@ -313,9 +323,16 @@ def save(
     write_image(target, array, alpha=alpha)
 
 
-def _given(**options: object) -> dict[str, object]:
-    """The options the user set (None means: library default)."""
-    return {key: value for key, value in options.items() if value is not None}
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default="auto",
+    show_default=True,
+    help="auto: ONNX Runtime (measured fastest on CPU) for an .onnx file or a shipped model "
+    "with a current model.onnx, when onnxruntime is installed, on the CPU and without "
+    "--tta/--ensemble/--axes; else torch. onnx: ONNX Runtime (an .onnx file or a shipped "
+    'model). torch: PyTorch. The choice and why are printed first ("backend: ...").',
+)
 
 
 @main.command()
@@ -325,16 +342,10 @@ def _given(**options: object) -> dict[str, object]:
     "model_name",
     default="ne2ne-gauss25",
     show_default=True,
-    help="Shipped model name, model file or run folder; an .onnx file with --backend onnx.",
+    help="Shipped model name, model file, run folder or .onnx file (`restorekit export`).",
 )
 @tiling_options
-@click.option(
-    "--backend",
-    type=click.Choice(["torch", "onnx"]),
-    default="torch",
-    show_default=True,
-    help="torch, or onnx: ONNX Runtime on CPU (export the model with `restorekit export`).",
-)
+@backend_option
 @click.option(
     "--axes",
     help="TIFF stacks / volumes laid out as AXES (e.g. SZYX, ZYX, SCYX, YXC): denoised as "
@@ -360,28 +371,23 @@ def denoise(
     --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes."""
     from tqdm import tqdm
 
+    from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
 
-    tiling = _given(max_memory=max_memory, overlap=overlap)
-    if backend == "onnx" and (axes or tta):
-        raise click.UsageError("--axes and --tta need the torch backend")
+    if axes is not None and bit_depth not in (None, "32"):
+        raise click.UsageError(
+            "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
+        )
+    torch_options = [name for name, given in (("--tta", tta), ("--axes", axes)) if given]
+    chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
+    click.echo(chosen.describe())
     if axes is not None:
-        _denoise_stacks(inputs, out, bit_depth, model_name, axes, tta, device, tile, tiling)
+        _denoise_stacks(inputs, out, bit_depth, chosen.model, axes, tta)
         return
-    if backend == "onnx":
-        from restorekit.infer.onnx_backend import load_onnx_model
-
-        if Path(model_name).suffix.lower() != ".onnx":
-            raise click.UsageError("with --backend onnx, --model is an .onnx file")
-        model = load_onnx_model(model_name, tile=tile, **tiling)
-    else:
-        from restorekit.infer import load_model
-
-        model = load_model(model_name, device, tile=tile, **tiling)
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc="denoise", unit="img"):
         image = read_image(path)
-        denoised = model.denoise(image.array, ensemble=True) if tta else model.denoise(image.array)
+        denoised = chosen.model.denoise(image.array, ensemble=tta)
         save(out, path, denoised, image.alpha, out_format, bit_depth)
     click.echo(f"{len(paths)} image(s) denoised into {out}")
 
@@ -390,24 +396,15 @@ def _denoise_stacks(
     inputs: tuple[Path, ...],
     out: Path,
     bit_depth: str | None,
-    model_name: str,
+    model: ArrayModel,
     axes: str,
     tta: bool,
-    device: str | None,
-    tile: int | None,
-    tiling: dict[str, object],
 ) -> None:
     import numpy as np
 
     from restorekit.data.stacks import list_stacks
-    from restorekit.infer import load_model
     from restorekit.io import read_tiff, write_stack
 
-    if bit_depth not in (None, "32"):
-        raise click.UsageError(
-            "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
-        )
-    model = load_model(model_name, device, tile=tile, **tiling)
     paths = list_stacks(list(inputs))
     for path in paths:
         dtype = np.float32 if bit_depth == "32" else None
@@ -422,10 +419,16 @@ def _denoise_stacks(
     "--model",
     "model_name",
     required=True,
-    help="Upscaling model: shipped name, model file or run folder.",
+    help="Upscaling model: shipped name, model file, run folder or .onnx file.",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(min=2),
+    help="Upscaling factor: one of a multi-scale model's (default: the model's first).",
 )
 @click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble (8 passes, EDSR+).")
 @tiling_options
+@backend_option
 @device_option
 def upscale(
     inputs: tuple[Path, ...],
@@ -433,29 +436,38 @@ def upscale(
     out_format: str | None,
     bit_depth: str | None,
     model_name: str,
+    scale: int | None,
     ensemble: bool,
     tile: int | None,
     max_memory: int | None,
     overlap: int | None,
+    backend: str,
     device: str | None,
 ) -> None:
     """Upscale image files and folders (super-resolution); format and bit depth kept."""
     from tqdm import tqdm
 
-    from restorekit.infer import load_model
     from restorekit.infer.arrays import upscale_alpha
+    from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
 
-    tiling = _given(max_memory=max_memory, overlap=overlap)
-    model = load_model(model_name, device, tile=tile, **tiling)
-    if model.descriptor.task != "upscale":
+    torch_options = ["--ensemble"] if ensemble else []
+    chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
+    model = chosen.model
+    if model.facts.task != "upscale":
         raise click.UsageError(f"{model_name} is a denoising model; use `restorekit denoise`")
-    scale = model.descriptor.scale
+    click.echo(chosen.describe())
+    trained = model.facts.scales or (model.facts.scale,)
+    if scale is not None and scale not in trained:
+        listed = "/".join(f"x{s}" for s in trained)
+        raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}")
+    scale = scale or model.facts.scale
     paths = list_images(list(inputs))
     for path in tqdm(paths, desc=f"upscale x{scale}", unit="img"):
         image = read_image(path)
         alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
-        save(out, path, model.upscale(image.array, ensemble=ensemble), alpha, out_format, bit_depth)
+        result = model.upscale(image.array, ensemble=ensemble, scale=scale)
+        save(out, path, result, alpha, out_format, bit_depth)
     click.echo(f"{len(paths)} image(s) upscaled x{scale} into {out}")
 
 
@@ -471,7 +483,8 @@ def upscale(
 )
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
 def export(model_name: str, out: Path, opset: int) -> None:
-    """Export a model to ONNX (dynamic batch, height, width), checked with ONNX Runtime."""
+    """Export a model to ONNX (dynamic batch and size, 2D or 3D), checked with ONNX Runtime;
+    run it with `--model FILE.onnx` (per-channel normalisation is applied outside the graph)."""
     from restorekit.infer.onnx_export import export_onnx
 
     result = export_onnx(model_name, out, opset=opset)
@@ -485,6 +498,7 @@ def export(model_name: str, out: Path, opset: int) -> None:
 @main.command()
 def models() -> None:
     """List the shipped models: what each is, how it was trained, what it measures."""
+    from restorekit.infer.backends import onnx_status
     from restorekit.nets.files import read_descriptor
     from restorekit.zoo import shipped_models
 
@@ -501,6 +515,7 @@ def models() -> None:
             f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
             f"{trained.get('step')} steps; card: {model.card}"
         )
+        click.echo(f"  ONNX: {onnx_status(model)}")
         for bench, result in model.evaluations().items():
             click.echo(
                 f"  {bench:<24} PSNR {result['psnr_in']:.2f} -> {result['psnr']:.2f} dB  "

@@ -153,8 +153,19 @@ class DataConfig(_Section):
     repeat: int = Field(1, ge=1, description="visits of each training image per epoch")
     augment: bool = Field(True, description="random flips and 90-degree rotations")
     workers: int = Field(0, ge=0, le=64, description="data-loader worker processes")
-    scale: int | None = Field(None, ge=2, le=8, description="sr: upscaling factor (EDSR: 2-4)")
+    scale: int | list[int] | None = Field(
+        None,
+        description="sr: upscaling factor (EDSR: 2-4), or a list of factors for one model whose "
+        "input is upsampled first (each sample draws one)",
+    )
     lr_patch_size: int = Field(48, ge=4, le=1024, description="sr: LR patch side (HR: x scale)")
+    hr_patch_size: int | None = Field(
+        None,
+        ge=8,
+        le=4096,
+        description="sr with upsample_input: HR patch side at every scale (LR patch: HR / scale, "
+        "rounded up; lr_patch_size is then unused); required with several scales",
+    )
     upsample_input: bool = Field(False, description="sr: the net gets the bicubic-upscaled LR")
     round_lr: bool = Field(
         True, description="sr: round LR made from HR to its bit depth (as LR files are)"
@@ -193,6 +204,24 @@ class DataConfig(_Section):
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str | Path) else value
+
+    @field_validator("scale")
+    @classmethod
+    def _scales(cls, value: int | list[int] | None) -> int | list[int] | None:
+        """Scales 2 to 8; a list holds distinct ones, and a one-element list is that scale."""
+        scales = value if isinstance(value, list) else [] if value is None else [value]
+        if any(not 2 <= s <= 8 for s in scales):
+            raise ValueError("scales must be 2 to 8")
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a list of scales must be non-empty and distinct")
+        return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+    @property
+    def scales(self) -> list[int]:
+        """``scale`` as a list (empty when unset); the first is a model's default scale."""
+        if self.scale is None:
+            return []
+        return list(self.scale) if isinstance(self.scale, list) else [self.scale]
 
 
 class OptimConfig(_Section):
@@ -344,8 +373,31 @@ class Config(_Section):
                 f"noise must be null for method 'sr' (got {self.noise!r}): its low-resolution "
                 "images are bicubic downscalings, no noise is simulated"
             )
-        if self.data.scale is None:
+        dc = self.data
+        if dc.scale is None:
             raise ValueError("data.scale is required for method 'sr' (e.g. 2, 3 or 4)")
+        edsr = isinstance(self.model, EDSRConfig)
+        if len(dc.scales) > 1 and (edsr or not dc.upsample_input):
+            raise ValueError(
+                f"data.scale={dc.scales}: several scales need a network that gets the "
+                "bicubic-upscaled input (data.upsample_input=true, e.g. RED-Net); "
+                + (
+                    "EDSR's pixel-shuffle upsampler has one factor: train one model per scale "
+                    "(x3 and x4 may start from x2 with train.init_from)"
+                    if edsr
+                    else "set data.upsample_input=true"
+                )
+            )
+        if dc.hr_patch_size is not None and not dc.upsample_input:
+            raise ValueError(
+                "data.hr_patch_size is for networks that get the bicubic-upscaled input "
+                "(data.upsample_input=true); set data.lr_patch_size instead"
+            )
+        if len(dc.scales) > 1 and dc.hr_patch_size is None:
+            raise ValueError(
+                f"data.scale={dc.scales} needs data.hr_patch_size (the HR patch side shared by "
+                "every scale, so that batches stay rectangular)"
+            )
         if isinstance(self.model, EDSRConfig):
             if self.model.scale != self.data.scale:
                 raise ValueError(

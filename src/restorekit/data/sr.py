@@ -24,10 +24,18 @@ Conventions:
   upscaled back to the HR size with bicubic ``imresize``, cropped at the HR patch: the same
   values as upscaling the whole LR image (it is computed on the patch plus a margin of
   ``UPSAMPLE_MARGIN`` LR pixels, more than the 2-pixel reach of the bicubic kernel).
+- Several scales (``upsample_input`` only, as RED-Net trains one model for x2, x3 and x4): the
+  LR images are made (or read) once per scale, and each sample draws its scale from its seed
+  (:meth:`SRPatchDataset.draw_scale`), then is the single-scale sample at that scale. The HR
+  patch side ``hr_patch_size`` is the same at every scale, so batches stay rectangular: the LR
+  crop is ``ceil(hr_patch_size / s)`` LR pixels, and the HR patch (and upscaled input) its
+  top-left ``hr_patch_size`` square. HR images are then kept whole and mod-cropped per sample.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -84,11 +92,17 @@ def make_lr(hr: np.ndarray, scale: int, round_lr: bool = True) -> np.ndarray:
 
 @dataclass
 class SRImages:
-    """Mod-cropped HR images, their LR images (see the module docstring) and file names."""
+    """HR images (mod-cropped to the scale; kept whole with several scales), their LR images by
+    scale (see the module docstring) and file names."""
 
     hr: list[np.ndarray]
-    lr: list[np.ndarray]
+    lr: dict[int, list[np.ndarray]]
     names: list[str]
+
+
+def as_scales(scale: int | Sequence[int]) -> list[int]:
+    """One scale or several, as a list."""
+    return [scale] if isinstance(scale, int) else list(scale)
 
 
 def find_div2k(root: Path, scale: int) -> tuple[Path, Path] | None:
@@ -129,99 +143,153 @@ def _lr_files(folder: Path) -> dict[str, Path]:
     }
 
 
-def _load_div2k(hr_dir: Path, lr_dir: Path, scale: int, channels: int) -> SRImages:
+def _stored_hr(images: list[np.ndarray], scales: list[int]) -> list[np.ndarray]:
+    """HR images as :class:`SRImages` holds them: mod-cropped to one scale, whole for several."""
+    return images if len(scales) > 1 else [mod_crop(image, scales[0]) for image in images]
+
+
+def _load_div2k(hr_dir: Path, lr_dirs: dict[int, Path], channels: int) -> SRImages:
     hr_images, names = load_images(hr_dir, channels)
-    lr_by_stem = _lr_files(lr_dir)
-    result = SRImages([], [], [])
-    for hr, name in zip(hr_images, names, strict=True):
-        stem = Path(name).stem
-        lr_path = lr_by_stem.get(f"{stem}x{scale}") or lr_by_stem.get(stem)
-        if lr_path is None:
-            raise ImageFormatError(
-                f"{hr_dir / name}: no LR image {lr_dir / f'{stem}x{scale}.png'} (DIV2K layout: "
-                f"the x{scale} LR of HR/NAME.png is LR_bicubic/X{scale}/NAMEx{scale}.png)"
-            )
-        lr = match_channels(read_image(lr_path).array, channels, lr_path)
-        hr = mod_crop(hr, scale, hr_dir / name)
-        if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-            raise ImageFormatError(
-                f"{lr_path}: LR image is {lr.shape[0]}x{lr.shape[1]} (x{scale}: "
-                f"{lr.shape[0] * scale}x{lr.shape[1] * scale}) but its HR image "
-                f"{hr_dir / name} mod-cropped to the scale is {hr.shape[0]}x{hr.shape[1]}; "
-                f"the LR file must be the HR image downscaled by {scale}"
-            )
-        result.hr.append(hr)
-        result.lr.append(lr)
-        result.names.append(name)
+    result = SRImages([], {s: [] for s in lr_dirs}, [])
+    for scale, lr_dir in lr_dirs.items():
+        lr_by_stem = _lr_files(lr_dir)
+        for hr, name in zip(hr_images, names, strict=True):
+            stem = Path(name).stem
+            lr_path = lr_by_stem.get(f"{stem}x{scale}") or lr_by_stem.get(stem)
+            if lr_path is None:
+                raise ImageFormatError(
+                    f"{hr_dir / name}: no LR image {lr_dir / f'{stem}x{scale}.png'} (DIV2K "
+                    f"layout: the x{scale} LR of HR/NAME.png is "
+                    f"LR_bicubic/X{scale}/NAMEx{scale}.png)"
+                )
+            lr = match_channels(read_image(lr_path).array, channels, lr_path)
+            hr = mod_crop(hr, scale, hr_dir / name)
+            if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
+                raise ImageFormatError(
+                    f"{lr_path}: LR image is {lr.shape[0]}x{lr.shape[1]} (x{scale}: "
+                    f"{lr.shape[0] * scale}x{lr.shape[1] * scale}) but its HR image "
+                    f"{hr_dir / name} mod-cropped to the scale is {hr.shape[0]}x{hr.shape[1]}; "
+                    f"the LR file must be the HR image downscaled by {scale}"
+                )
+            result.lr[scale].append(lr)
+    result.hr, result.names = _stored_hr(hr_images, list(lr_dirs)), names
     return result
+
+
+def sr_images_from_hr(
+    images: list[np.ndarray], names: list[str], scale: int | Sequence[int], round_lr: bool = True
+) -> SRImages:
+    """In-memory HR images (H x W x C) and their LR images made with :func:`make_lr` at each
+    scale, as :class:`SRImages` holds them."""
+    scales = as_scales(scale)
+    lr = {
+        s: [
+            make_lr(mod_crop(image, s, name), s, round_lr)
+            for image, name in zip(images, names, strict=True)
+        ]
+        for s in scales
+    }
+    return SRImages(_stored_hr(images, scales), lr, list(names))
 
 
 def load_sr_images(
     inputs: str | Path | list[Path],
-    scale: int,
+    scale: int | Sequence[int],
     channels: int,
     layout: Literal["auto", "hr_only", "div2k"] = "auto",
     round_lr: bool = True,
 ) -> SRImages:
-    """Decode the LR/HR training pairs of ``inputs`` (folders or files), once, into memory.
+    """Decode the LR/HR training pairs of ``inputs`` (folders or files), once, into memory, at
+    ``scale`` (one or several; several keep the HR images whole).
 
     ``layout``: ``div2k`` (each input is a DIV2K-style folder), ``hr_only`` (each input holds
     HR images; LR made here), ``auto`` (DIV2K where a folder has an ``HR`` or ``*_HR``
     subfolder). Grey images given to an RGB model are replicated (one warning).
     """
+    scales = as_scales(scale)
     sources = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-    result = SRImages([], [], [])
+    result = SRImages([], {s: [] for s in scales}, [])
     for source in sources:
-        div2k = find_div2k(source, scale) if layout != "hr_only" else None
-        if layout == "div2k" and div2k is None:
+        found = {s: find_div2k(source, s) for s in scales} if layout != "hr_only" else {}
+        if layout == "div2k" and found[scales[0]] is None:
             raise ConfigError(
                 f"{source}: data.layout=div2k but no HR folder (HR/ or *_HR/) in it; "
                 "use data.layout=hr_only for a folder of HR images"
             )
+        div2k = found.get(scales[0])
         if div2k is not None:
-            part = _load_div2k(*div2k, scale, channels)
+            lr_dirs = {s: pair[1] for s, pair in found.items() if pair is not None}
+            part = _load_div2k(div2k[0], lr_dirs, channels)
         else:
-            images, names = load_images(source, channels)
-            hr = [mod_crop(im, scale, name) for im, name in zip(images, names, strict=True)]
-            part = SRImages(hr, [make_lr(image, scale, round_lr) for image in hr], names)
+            part = sr_images_from_hr(*load_images(source, channels), scales, round_lr)
         result.hr += part.hr
-        result.lr += part.lr
+        for s in scales:
+            result.lr[s] += part.lr[s]
         result.names += part.names
     return result
 
 
 class SRPatchDataset(Dataset):
-    """Aligned random LR/HR patches of in-memory images (see the module docstring)."""
+    """Aligned random LR/HR patches of in-memory images (see the module docstring).
+
+    ``scale``: one, or several (then ``upsample_input`` and ``hr_patch_size`` are needed).
+    ``hr_patch_size`` (``upsample_input`` only): the HR patch side at every scale; by default
+    ``lr_patch_size x scale``.
+    """
 
     def __init__(
         self,
         images: SRImages,
-        scale: int,
+        scale: int | Sequence[int],
         lr_patch_size: int,
         augment: bool,
         upsample_input: bool = False,
+        hr_patch_size: int | None = None,
     ) -> None:
-        for lr, name in zip(images.lr, images.names, strict=True):
-            if min(lr.shape[:2]) < lr_patch_size:
-                raise ImageFormatError(
-                    f"{name}: its x{scale} LR image is {lr.shape[0]}x{lr.shape[1]}, smaller than "
-                    f"data.lr_patch_size={lr_patch_size}; lower the patch size or drop the image"
-                )
+        self.scales = as_scales(scale)
+        several = len(self.scales) > 1
+        if (several or hr_patch_size is not None) and not upsample_input:
+            raise ConfigError("several scales and hr_patch_size need the upscaled input")
+        if several and hr_patch_size is None:
+            raise ConfigError(f"scales {self.scales} need an hr_patch_size shared by all")
+        self.lr_patch = {
+            s: lr_patch_size if hr_patch_size is None else math.ceil(hr_patch_size / s)
+            for s in self.scales
+        }
+        for s, p in self.lr_patch.items():
+            for lr, name in zip(images.lr[s], images.names, strict=True):
+                if min(lr.shape[:2]) < p:
+                    what = f"data.lr_patch_size={p}"
+                    if hr_patch_size is not None:
+                        what = f"its LR patch of {p} (data.hr_patch_size={hr_patch_size} / {s})"
+                    raise ImageFormatError(
+                        f"{name}: its x{s} LR image is {lr.shape[0]}x{lr.shape[1]}, smaller than "
+                        f"{what}; lower the patch size or drop the image"
+                    )
         self.hr, self.lr, self.names = images.hr, images.lr, images.names
-        self.scale, self.patch, self.augment = scale, lr_patch_size, augment
-        self.upsample_input = upsample_input
+        self.hr_patch, self.augment, self.upsample_input = hr_patch_size, augment, upsample_input
 
     def __len__(self) -> int:
         return len(self.hr)
 
+    def draw_scale(self, seed: int) -> int:
+        """The scale of the sample with ``seed``: the only one, or drawn uniformly from a
+        stream of its own (the crop's stream is the same at every scale)."""
+        if len(self.scales) == 1:
+            return self.scales[0]
+        rng = np.random.default_rng(derive_seed(seed, 2))
+        return self.scales[int(rng.integers(len(self.scales)))]
+
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key
+        s = self.draw_scale(seed)
         rng = np.random.default_rng(seed)
-        lr, s, p = self.lr[index], self.scale, self.patch
+        lr, p = self.lr[s][index], self.lr_patch[s]
         top, left, op = draw_crop(rng, lr.shape[0], lr.shape[1], p, self.augment)
-        hr = self.hr[index][top * s : (top + p) * s, left * s : (left + p) * s]
+        side = p * s if self.hr_patch is None else self.hr_patch  # within the p x p LR crop
+        hr = self.hr[index][top * s : top * s + side, left * s : left * s + side]
         if self.upsample_input:
-            image = self._upsampled(lr, top, left)
+            image = self._upsampled(lr, s, top, left, p)[:side, :side]
         else:
             image = lr[top : top + p, left : left + p]
         return {
@@ -230,9 +298,11 @@ class SRPatchDataset(Dataset):
             "seed": torch.tensor(derive_seed(seed, 1)),  # the sample's own random stream
         }
 
-    def _upsampled(self, lr: np.ndarray, top: int, left: int) -> np.ndarray:
-        """The bicubic x scale upscaling of the whole LR image, at the HR patch (float32)."""
-        s, p, m = self.scale, self.patch, UPSAMPLE_MARGIN
+    @staticmethod
+    def _upsampled(lr: np.ndarray, s: int, top: int, left: int, p: int) -> np.ndarray:
+        """The bicubic x ``s`` upscaling of the whole LR image at the p x p LR crop's HR square
+        (float32)."""
+        m = UPSAMPLE_MARGIN
         r0, c0 = max(0, top - m), max(0, left - m)
         r1, c1 = min(lr.shape[0], top + p + m), min(lr.shape[1], left + p + m)
         region = array_to_float(lr[r0:r1, c0:c1]).transpose(1, 2, 0)

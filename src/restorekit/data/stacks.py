@@ -12,13 +12,13 @@ for 2D images, then normalised with ``(x - offset) / scale`` per channel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from restorekit.data.normalization import Normalization, unit_scale
 from restorekit.errors import ConfigError, ImageFormatError, ImageReadError
 from restorekit.io.stacks import STACK_EXTENSIONS, read_stack
 from restorekit.randomness import derive_seed
@@ -26,49 +26,6 @@ from restorekit.randomness import derive_seed
 PERCENTILES = (1.0, 99.8)
 STATS_BUDGET = 1 << 22
 """Values per channel used for the statistics: beyond this, they come from random patches."""
-
-
-def unit_scale(dtype: np.dtype) -> float:
-    """The divisor that brings ``dtype`` to [0, 1]: 255, 65535, or 1 for float data."""
-    dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if dtype.kind == "f":
-        return 1.0
-    raise ImageFormatError(f"unsupported stack dtype {dtype}; use uint8, uint16 or float")
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel ``(x - offset) / scale`` on [0, 1]-scaled data, built from the record that the
-    model descriptor stores (``{kind, mean, std}`` or ``{kind, low, high, percentiles}``)."""
-
-    offset: np.ndarray  # C
-    scale: np.ndarray  # C
-
-    @classmethod
-    def from_record(cls, record: dict) -> Normalization:
-        if record["kind"] == "meanstd":
-            return cls(
-                np.asarray(record["mean"], np.float32), np.asarray(record["std"], np.float32)
-            )
-        low, high = (np.asarray(record[k], np.float32) for k in ("low", "high"))
-        return cls(low, high - low)
-
-    def _shaped(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        shape = (len(self.offset),) + (1,) * (x.ndim - 1)
-        return self.offset.reshape(shape), self.scale.reshape(shape)
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """C x ... float array normalised (channels on the first axis)."""
-        offset, scale = self._shaped(x)
-        return ((x - offset) / scale).astype(np.float32)
-
-    def undo(self, x: np.ndarray) -> np.ndarray:
-        offset, scale = self._shaped(x)
-        return (x * scale + offset).astype(np.float32)
 
 
 def list_stacks(sources: list[Path]) -> list[Path]:

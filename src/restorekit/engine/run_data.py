@@ -14,6 +14,7 @@ import torch
 from restorekit.configs.schema import Config
 from restorekit.data import (
     PatchDataset,
+    SRImages,
     SRPatchDataset,
     StackPatchDataset,
     compute_normalization,
@@ -51,11 +52,8 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
     if dc.axes is not None:
         return load_stack_data(cfg)
     if task == "upscale":  # aligned LR/HR patches (restorekit.data.sr)
-        assert dc.scale is not None
-        pairs = load_sr_images(dc.train, dc.scale, cfg.model.in_channels, dc.layout, dc.round_lr)
-        dataset: PatchDataset | SRPatchDataset = SRPatchDataset(
-            pairs, dc.scale, dc.lr_patch_size, dc.augment, dc.upsample_input
-        )
+        pairs = load_sr_images(dc.train, dc.scales, cfg.model.in_channels, dc.layout, dc.round_lr)
+        dataset: PatchDataset | SRPatchDataset = sr_dataset(cfg, pairs)
         n_images = len(pairs.hr)
     else:
         images, names = load_images(dc.train, cfg.model.in_channels)
@@ -68,6 +66,15 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
     return TrainData(dataset, n_images, val_images, val_names)
+
+
+def sr_dataset(cfg: Config, pairs: SRImages) -> SRPatchDataset:
+    """The training patches of LR/HR ``pairs`` as ``cfg.data`` asks (scales, patch sizes,
+    bicubic-upscaled input)."""
+    dc = cfg.data
+    return SRPatchDataset(
+        pairs, dc.scales, dc.lr_patch_size, dc.augment, dc.upsample_input, dc.hr_patch_size
+    )
 
 
 def load_stack_data(cfg: Config) -> TrainData:

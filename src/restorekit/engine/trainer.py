@@ -93,8 +93,9 @@ def describe(
         task=task,
         in_channels=cfg.model.in_channels,
         out_channels=getattr(cfg.model, "out_channels", cfg.model.in_channels),
-        scale=(cfg.data.scale or 1) if upscale else getattr(cfg.model, "scale", 1),
+        scale=cfg.data.scales[0] if upscale else getattr(cfg.model, "scale", 1),
         upsample_input=upscale and cfg.data.upsample_input,
+        scales=cfg.data.scales if upscale else [],
         size_multiple=getattr(model, "size_multiple", 1),
         noise=cfg.noise,
         method=cfg.method.name,
@@ -107,6 +108,15 @@ def describe(
             "restorekit": __version__,
         },
     )
+
+
+def sr_summary(cfg: Config) -> str:
+    """Scales and patch size of a super-resolution run, for its first log line."""
+    dc = cfg.data
+    scales = "/".join(f"x{s}" for s in dc.scales)
+    if dc.hr_patch_size is not None:
+        return f"{scales}, HR patch {dc.hr_patch_size}"
+    return f"{scales}, LR patch {dc.lr_patch_size}"
 
 
 def train(
@@ -177,7 +187,7 @@ def _train(
         f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
         f"{context.world_size} process(es) x {local_batch // tc.accumulate} x {tc.accumulate} "
         + (
-            f"accumulation, x{cfg.data.scale}, LR patch {cfg.data.lr_patch_size})"
+            f"accumulation, {sr_summary(cfg)})"
             if task == "upscale"
             else f"accumulation, patch {depth}{cfg.data.patch_size}, noise {cfg.noise})"
         )
@@ -263,13 +273,15 @@ def _train(
                     tc.channels_last,
                     tc.seed,
                     task,
-                    cfg.data.scale or 1,
+                    cfg.data.scales or [1],
                 )
                 log.scalars(step, scores, "val")
                 before = "bicubic" if task == "upscale" else "noisy"
+                per_scale = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "_x" in k)
                 log.line(
                     f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, "
                     f"SSIM {scores['ssim']:.4f} ({before} {scores['psnr_in']:.4f} dB)"
+                    + (f"; {per_scale}" if per_scale else "")
                 )
                 if validations % tc.image_every == 0:
                     tag = "upscaled" if task == "upscale" else "denoised"

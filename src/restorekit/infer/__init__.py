@@ -6,8 +6,9 @@ The names below are imported on first use, so that the torch-free modules of thi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restorekit.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from restorekit.infer.model import RestorationModel, load_model
@@ -20,11 +21,6 @@ _HOMES = {
     "predict": "restorekit.infer.predict",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 __all__ = ["RestorationModel", "load_model", "pad_to_multiple", "predict"]

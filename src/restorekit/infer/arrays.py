@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from restorekit.degrade.resize import imresize
 from restorekit.errors import ImageFormatError
 
 Run = Callable[[np.ndarray], np.ndarray]
@@ -55,8 +56,6 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
         return alpha
     if alpha.ndim == 2:
         return upscale_alpha(alpha[..., None], scale)[..., 0]
-    from restorekit.degrade.resize import imresize  # here: restorekit.degrade imports torch
-
     unit = to_unit(alpha)[0].astype(np.float64)
     height, width = unit.shape
     up = imresize(unit, output_shape=(height * scale, width * scale))

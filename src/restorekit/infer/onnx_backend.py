@@ -1,10 +1,14 @@
 """Run an exported restorekit model with ONNX Runtime: NumPy in, NumPy out, torch never imported.
 
-``load_onnx_model("model.onnx").denoise(image)`` takes the same arrays as
-:class:`restorekit.infer.model.RestorationModel` (see :mod:`restorekit.infer.arrays`) and applies
-the same padding, whole-or-tiled decision and tile blending (:mod:`restorekit.infer.tiling`, all
-NumPy), so its output matches the PyTorch model's to ONNX Runtime's float precision. The model's
-facts come from the file's metadata written by :func:`restorekit.infer.onnx_export.export_onnx`.
+``load_onnx_model("model.onnx").denoise(image)`` (or ``.upscale(image)``, or
+``.denoise_stack(array, axes)``) takes the same arrays as
+:class:`restorekit.infer.model.RestorationModel` and does the same around the network, with the
+same code (:class:`restorekit.infer.array_model.ArrayModel`, all NumPy): per-channel
+normalisation, padding, the whole-or-tiled decision and tile blending, bicubic input for RED-Net
+super-resolution, the self-ensemble. So its output matches the PyTorch model's to ONNX Runtime's
+float precision. The model's facts come from the file's metadata written by
+:func:`restorekit.infer.onnx_export.export_onnx`; the normalisation is the descriptor's record
+(kept out of the graph).
 """
 
 from __future__ import annotations
@@ -16,24 +20,19 @@ from typing import Any
 import numpy as np
 
 from restorekit.errors import ModelLoadError, RestorekitError
-from restorekit.infer.arrays import apply_to_image
-from restorekit.infer.tiling import (
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_OVERLAP,
-    FALLBACK_BYTES_PER_PIXEL,
-    plan_tiles,
-    tiled_apply,
-)
+from restorekit.infer.array_model import ArrayModel, ModelFacts
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, FALLBACK_BYTES_PER_PIXEL
 
 REQUIRED_METADATA = ("restorekit", "scale", "channels", "size_multiple")
 
 
-class OnnxModel:
+class OnnxModel(ArrayModel):
     """An exported model in an ONNX Runtime session.
 
     Attributes from the file: ``descriptor`` (the model descriptor as a dict), ``task``,
     ``scale``, ``in_channels``, ``out_channels``, ``size_multiple``, ``value_range``,
-    ``bytes_per_pixel``. ``tile``, ``max_memory``, ``overlap`` and ``batch_size`` work as in
+    ``bytes_per_pixel``, ``weights_sha256`` (of the safetensors file it was exported from, or
+    None). ``tile``, ``max_memory``, ``overlap`` and ``batch_size`` work as in
     :class:`restorekit.infer.model.RestorationModel`. ``providers``: ONNX Runtime execution
     providers (default: CPU); ``threads``: intra-op threads (default: ONNX Runtime's choice).
     """
@@ -84,40 +83,30 @@ class OnnxModel:
         self.out_channels = int(meta.get("out_channels", meta["channels"]))
         self.size_multiple = int(meta["size_multiple"])
         self.value_range = tuple(json.loads(meta.get("value_range", "[0, 1]")))
-        self.bytes_per_pixel = float(meta.get("bytes_per_pixel", FALLBACK_BYTES_PER_PIXEL))
+        self.weights_sha256: str | None = meta.get("weights_sha256")
+        facts = ModelFacts.from_descriptor(
+            {
+                **self.descriptor,
+                "task": self.task,
+                "scale": self.scale,
+                "in_channels": self.in_channels,
+                "size_multiple": self.size_multiple,
+            }
+        )
+        bytes_per_pixel = float(meta.get("bytes_per_pixel", FALLBACK_BYTES_PER_PIXEL))
+        super().__init__(facts, bytes_per_pixel, tile, max_memory, overlap, batch_size)
         self.input_name = self.session.get_inputs()[0].name
-        self.tile = tile
-        self.max_memory = max_memory
-        self.overlap = overlap
-        self.batch_size = batch_size
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        """The graph on a B x C x H x W float32 batch whose sides are multiples of the size
-        multiple (no padding, no tiling)."""
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
+        """The graph on a B x C x *spatial float32 batch whose sides are multiples of the size
+        multiple (no normalisation, padding or tiling)."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        return self.session.run(None, {self.input_name: batch})[0]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """The model on an N x C x H x W float batch of any size (padded, tiled when large).
-
-        Output: N x out_channels x (scale * H) x (scale * W), float32.
-        """
-        batch = np.asarray(batch, dtype=np.float32)
-        tile, batch_size = plan_tiles(
-            batch.shape,
-            self.size_multiple,
-            self.bytes_per_pixel,
-            self.tile,
-            self.max_memory,
-            self.overlap,
-            self.batch_size,
-        )
-        return tiled_apply(
-            self.forward, batch, self.size_multiple, tile, self.overlap, self.scale, batch_size
-        )
-
-    def denoise(self, image: np.ndarray) -> np.ndarray:
-        """Denoised copy of ``image``: H x W (x C) uint8 / uint16 / float, same dtype out."""
-        return apply_to_image(self.run, image, self.in_channels)
+        """:meth:`predict`: the model on an N x C x H x W (volumes N x C x D x H x W) float batch
+        of any size (normalised if the model is, padded, tiled when large)."""
+        return self.predict(batch)
 
 
 def load_onnx_model(
@@ -126,5 +115,6 @@ def load_onnx_model(
     max_memory: float = DEFAULT_MAX_MEMORY,
     overlap: int = DEFAULT_OVERLAP,
 ) -> OnnxModel:
-    """Load an exported .onnx model for :meth:`OnnxModel.denoise` (see :class:`OnnxModel`)."""
+    """Load an exported .onnx model for :meth:`OnnxModel.denoise`, :meth:`OnnxModel.upscale` or
+    :meth:`OnnxModel.denoise_stack` (see :class:`OnnxModel`)."""
     return OnnxModel(path, tile=tile, max_memory=max_memory, overlap=overlap)

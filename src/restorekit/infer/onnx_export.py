@@ -1,21 +1,27 @@
 """Export a restorekit model to ONNX, checked against PyTorch with ONNX Runtime.
 
-The graph takes ``input``: N x C x H x W float32 with N, H and W dynamic (H and W multiples of
-the model's ``size_multiple``: callers pad, as :mod:`restorekit.infer.onnx_backend` does) and
-gives ``output``: N x C' x (scale * H) x (scale * W).
+The graph is the bare network. It takes ``input``: N x C x H x W float32 (3D networks:
+N x C x D x H x W) with N and every spatial axis dynamic (multiples of the model's
+``size_multiple``: callers pad, as :mod:`restorekit.infer.onnx_backend` does) and gives
+``output``: N x C' x the spatial sizes times the network's scale (EDSR: its factor; RED-Net
+super-resolution, which takes the bicubic-upscaled image, and denoisers: 1). Per-channel
+normalisation (Noise2Void models, ``descriptor.normalization``) stays out of the graph: the
+backend applies it from the descriptor in the metadata, as the PyTorch model does.
 
 Exporter: the TorchScript-based one (``torch.onnx.export(..., dynamo=False)``). It traces the
-N2N U-Net (max-pool, nearest upsampling by scale factor 2, concatenation) into a graph whose
-batch and spatial axes stay dynamic, with no dependency beyond ``onnx``; the torch.export-based
-exporter would need ``onnxscript`` and a constrained shape for the U-Net's multiple-of-32 check.
-Every export is verified: ONNX Runtime and PyTorch must agree within ``tolerance`` on an image
-sized input different from the one traced, else nothing is written.
+networks (U-Nets with max-pool or blur-pool, nearest upsampling and concatenation, 2D or 3D;
+EDSR's pixel shuffle; RED-Net's transposed convolutions) into graphs whose batch and spatial
+axes stay dynamic, with no dependency beyond ``onnx``; the torch.export-based exporter would
+need ``onnxscript`` and constrained shapes for the U-Nets' size checks. Every export is
+verified: ONNX Runtime and PyTorch must agree within ``tolerance`` on an input of another size
+than the one traced, else nothing is written.
 
 Metadata (``metadata_props``, all strings): ``restorekit`` (the descriptor JSON, as in the
 safetensors file), ``task``, ``scale``, ``channels`` (input), ``out_channels``,
 ``value_range`` (JSON), ``size_multiple``, ``bytes_per_pixel`` (the working-memory estimate of
 :func:`restorekit.infer.tiling.estimate_bytes_per_pixel`, used to choose tiles),
-``restorekit_version``.
+``weights_sha256`` (SHA-256 of the safetensors file exported; absent when exporting a model
+object), ``restorekit_version``.
 """
 
 from __future__ import annotations
@@ -32,11 +38,15 @@ import torch
 from restorekit.errors import RestorekitError
 from restorekit.infer.model import RestorationModel, load_model
 from restorekit.infer.tiling import estimate_bytes_per_pixel
-from restorekit.io import atomic_write
+from restorekit.io import atomic_write, sha256_file
+from restorekit.zoo import resolve_model
 
 DEFAULT_OPSET = 17
 CHECK_SIZE = (96, 128)
 """Height and width of the verification input (rounded up to the size multiple)."""
+CHECK_DEPTH = 16
+SPATIAL_AXES = ("depth", "height", "width")
+"""Depth of the verification input of 3D networks (rounded up to the size multiple)."""
 
 
 class OnnxExportError(RestorekitError):
@@ -69,21 +79,19 @@ def export_onnx(
 
     from restorekit import __version__
 
-    model = (
-        model_or_path
-        if isinstance(model_or_path, RestorationModel)
-        else load_model(model_or_path, device="cpu")
-    )
+    weights_sha256 = None
+    if isinstance(model_or_path, RestorationModel):
+        model = model_or_path
+    else:
+        weights = resolve_model(model_or_path)
+        weights_sha256 = sha256_file(weights)
+        model = load_model(weights, device="cpu")
     descriptor = model.descriptor
-    if getattr(descriptor, "normalization", None) or descriptor.arch_args.get("dims", 2) != 2:
-        raise OnnxExportError(
-            f"{descriptor.arch}: models with per-channel normalisation or 3D networks (the "
-            "stack path) cannot be exported to ONNX yet; use the torch backend"
-        )
     net = copy.deepcopy(model.net).cpu().to(memory_format=torch.contiguous_format).eval()
     multiple = descriptor.size_multiple
-    example = torch.rand(1, descriptor.in_channels, 2 * multiple, 2 * multiple)
-    axes = {0: "batch", 2: "height", 3: "width"}
+    dims = model.facts.dims
+    example = torch.rand(1, descriptor.in_channels, *[2 * multiple] * dims)
+    axes = {0: "batch", **{2 + i: name for i, name in enumerate(SPATIAL_AXES[-dims:])}}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_graph = out_path.with_name(f".{out_path.name}.export")
@@ -117,15 +125,20 @@ def export_onnx(
         "out_channels": str(descriptor.out_channels),
         "value_range": json.dumps(list(descriptor.value_range)),
         "size_multiple": str(multiple),
-        "bytes_per_pixel": str(estimate_bytes_per_pixel(net, descriptor.scale)),
+        "bytes_per_pixel": str(estimate_bytes_per_pixel(net, descriptor.net_scale)),
         "restorekit_version": __version__,
     }
+    if weights_sha256:
+        metadata["weights_sha256"] = weights_sha256
     onnx.helper.set_model_props(graph, metadata)
     data = graph.SerializeToString()
 
-    shape = (1, descriptor.in_channels, *(-(-s // multiple) * multiple for s in CHECK_SIZE))
+    size = ((CHECK_DEPTH,) if dims == 3 else ()) + CHECK_SIZE
+    shape = (1, descriptor.in_channels, *(-(-s // multiple) * multiple for s in size))
     low, high = descriptor.value_range
     x = np.random.default_rng(0).uniform(low, high, shape).astype(np.float32)
+    if model.normalization is not None:  # what the network sees
+        x = np.ascontiguousarray(model.normalization.apply(x[0])[None])
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     got = _run_onnxruntime(data, x)

@@ -339,16 +339,25 @@ def predict_tiled(
     """
     import torch  # here, not at the top: this module stays importable without torch
 
+    pixels = x.detach().float().cpu().numpy()
+    dims = pixels.ndim - 2  # 2: N x C x H x W; 3: N x C x D x H x W volumes
+    run = torch_forward(net, channels_last)
+    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size, dims)
+    return torch.from_numpy(out)
+
+
+def torch_forward(net: nn.Module, channels_last: bool = True) -> Run:
+    """``net`` as a :data:`Run`: a NumPy batch moved to the network's device (NHWC when
+    ``channels_last`` and 2D), run without a graph, float32 NumPy on the CPU out."""
+    import torch
+
     device = next((p.device for p in net.parameters()), torch.device("cpu"))
 
     @torch.no_grad()
     def run(batch: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(batch).to(device)
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
         if channels_last and tensor.ndim == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return net(tensor).float().cpu().numpy()
 
-    pixels = x.detach().float().cpu().numpy()
-    dims = pixels.ndim - 2  # 2: N x C x H x W; 3: N x C x D x H x W volumes
-    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size, dims)
-    return torch.from_numpy(out)
+    return run

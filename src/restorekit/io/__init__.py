@@ -1,7 +1,7 @@
 """Image and stack file input/output: see :mod:`restorekit.io.images` and :mod:`.stacks`."""
 
 from restorekit.io.axes import parse_axes, to_canonical
-from restorekit.io.files import atomic_write
+from restorekit.io.files import atomic_write, sha256_file
 from restorekit.io.images import (
     IMAGE_EXTENSIONS,
     Image,
@@ -30,5 +30,6 @@ __all__ = [
     "to_canonical",
     "to_uint8",
     "write_image",
+    "sha256_file",
     "write_stack",
 ]

@@ -37,11 +37,18 @@ class ModelDescriptor(BaseModel):
     out_channels: int = 3
     scale: int = 1  # output size / input size of the model (upscale task: its factor)
     upsample_input: bool = False  # upscale: the network takes the bicubic-upscaled image
+    scales: list[int] = Field(default_factory=list)  # upscale: all it was trained for; [] = [scale]
     size_multiple: int = 1
     value_range: tuple[float, float] = (0.0, 1.0)
     noise: str | None = None
     method: str | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def trained_scales(self) -> list[int]:
+        """The scales an upscaling model works at (several for a multi-scale RED-Net); ``scale``
+        is the default one."""
+        return self.scales or [self.scale]
 
     @property
     def net_scale(self) -> int:

@@ -1,5 +1,8 @@
-"""Shipped models: one folder each, holding ``model.safetensors``, ``card.md`` (how it was made)
-and ``eval/*.json`` (the output of ``restorekit eval --json`` on each benchmark set).
+"""Shipped models: one folder each, holding ``model.safetensors``, ``model.onnx`` (its ONNX export
+for the ONNX Runtime backend, carrying the SHA-256 of ``model.safetensors`` in its metadata),
+``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval --json`` on
+each benchmark set). ``python scripts/ship_model.py --onnx-only NAME`` regenerates the ONNX file
+after the weights change.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class ZooModel:
         return self.folder / "model.safetensors"
 
     @property
+    def onnx(self) -> Path:
+        """The ONNX export of :attr:`weights` (may be missing)."""
+        return self.folder / "model.onnx"
+
+    @property
     def card(self) -> Path:
         return self.folder / "card.md"
 
@@ -37,6 +45,11 @@ def shipped_models() -> list[ZooModel]:
     return [ZooModel(p.parent.name, p.parent) for p in sorted(ZOO_DIR.glob("*/model.safetensors"))]
 
 
+def shipped_model(name: str | Path) -> ZooModel | None:
+    """The shipped model called ``name``, or None."""
+    return next((m for m in shipped_models() if m.name == str(name)), None)
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
     """Path of a shipped model's weights, or of a user's model file or training run folder."""
     path = Path(name_or_path)
@@ -46,9 +59,9 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return path / "checkpoints" / "best.safetensors"
     if path.is_file():
         return path
-    for model in shipped_models():
-        if model.name == str(name_or_path):
-            return model.weights
+    model = shipped_model(name_or_path)
+    if model is not None:
+        return model.weights
     known = ", ".join(m.name for m in shipped_models()) or "none"
     raise ModelLoadError(
         f"no model file, run folder or shipped model named {str(name_or_path)!r}; shipped: {known}"

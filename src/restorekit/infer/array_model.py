@@ -1,0 +1,224 @@
+"""The array API shared by the PyTorch and the ONNX Runtime models (NumPy only, no torch here).
+
+A backend subclasses :class:`ArrayModel` and provides :meth:`ArrayModel.forward`: its bare
+network on a B x C x *spatial float32 batch whose sides are multiples of the size multiple. All
+the rest lives here once, so both backends do exactly the same around the network:
+
+* per-channel normalisation from the descriptor's ``normalization`` record (Noise2Void stacks:
+  :class:`restorekit.data.normalization.Normalization`), applied to the input and undone on the
+  output;
+* padding and the whole-or-tiled decision (:mod:`restorekit.infer.tiling`), 2D images and 3D
+  volumes alike;
+* the caller's array conventions (:mod:`restorekit.infer.arrays`), the geometric self-ensemble
+  (:mod:`restorekit.infer.ensemble`), the bicubic-upscaled input of RED-Net super-resolution
+  (``upsample_input``) and stacks laid out as any axes (:mod:`restorekit.io.axes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from restorekit.data.normalization import Normalization, unit_scale
+from restorekit.degrade.resize import imresize
+from restorekit.errors import ImageFormatError, ModelLoadError
+from restorekit.infer.arrays import Run, apply_to_image
+from restorekit.infer.ensemble import self_ensemble
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, plan_tiles, tiled_apply
+from restorekit.io.axes import from_canonical, to_canonical
+from restorekit.io.stacks import check_finite
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the array API needs from a model's descriptor (the JSON dict of
+    :class:`restorekit.nets.files.ModelDescriptor`)."""
+
+    arch: str
+    task: str  # "denoise" or "upscale"
+    scale: int  # output size / input size of the model
+    net_scale: int  # output size / input size of the network (1 when it gets upscaled input)
+    upsample_input: bool
+    in_channels: int
+    size_multiple: int
+    dims: int  # spatial dimensions of the network: 2, or 3 for volumes
+    normalization: dict[str, Any] | None
+    scales: tuple[int, ...] = ()  # upscale: the scales it works at; () means (scale,)
+
+    @classmethod
+    def from_descriptor(cls, descriptor: Mapping[str, Any]) -> ModelFacts:
+        scale = int(descriptor.get("scale", 1))
+        upsample_input = bool(descriptor.get("upsample_input", False))
+        return cls(
+            arch=descriptor["arch"],
+            task=descriptor.get("task", "denoise"),
+            scale=scale,
+            net_scale=1 if upsample_input else scale,
+            upsample_input=upsample_input,
+            in_channels=int(descriptor.get("in_channels", 3)),
+            size_multiple=int(descriptor.get("size_multiple", 1)),
+            dims=int(descriptor.get("arch_args", {}).get("dims", 2)),
+            normalization=descriptor.get("normalization") or None,
+            scales=tuple(descriptor.get("scales") or [scale]),
+        )
+
+
+class ArrayModel:
+    """Arrays in, arrays out, in the caller's dtype, around a backend's :meth:`forward`.
+
+    Size: an image (or batch, or volume) whose estimated working memory (``bytes_per_pixel``
+    per input pixel) fits ``max_memory`` bytes runs whole, padded to the size multiple; a larger
+    one runs in overlapping tiles blended without seams, the tile side chosen from
+    ``max_memory``. ``tile`` overrides that choice: inputs whose padded sides fit in it run
+    whole, others in tiles of that side. ``overlap`` (input pixels) and ``batch_size`` (tiles per
+    forward pass) tune the tiling; all four may be changed on the instance at any time.
+    """
+
+    def __init__(
+        self,
+        facts: ModelFacts,
+        bytes_per_pixel: float,
+        tile: int | None = None,
+        max_memory: float = DEFAULT_MAX_MEMORY,
+        overlap: int = DEFAULT_OVERLAP,
+        batch_size: int = 1,
+    ) -> None:
+        self.facts = facts
+        record = facts.normalization
+        self.normalization = Normalization.from_record(record) if record else None
+        self.bytes_per_pixel = bytes_per_pixel
+        self.tile = tile
+        self.max_memory = max_memory
+        self.overlap = overlap
+        self.batch_size = batch_size
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """The bare network on a B x C x *spatial float32 batch whose sides are multiples of the
+        size multiple (no normalisation, padding or tiling): B x C' x *(net_scale * spatial)."""
+        raise NotImplementedError
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """The model on an N x C x H x W (volumes: N x C x D x H x W) float batch of any size in
+        the model's value range: normalised if the model is, padded, tiled when large.
+
+        Output: float32, N x out_channels x the spatial sizes times ``facts.net_scale``.
+        """
+        batch = np.asarray(batch, dtype=np.float32)
+        if self.normalization is not None:
+            batch = self.normalization.apply(batch.swapaxes(0, 1)).swapaxes(0, 1)
+        tile, batch_size = plan_tiles(
+            batch.shape,
+            self.facts.size_multiple,
+            self.bytes_per_pixel,
+            self.tile,
+            self.max_memory,
+            self.overlap,
+            self.batch_size,
+        )
+        out = tiled_apply(
+            self.forward,
+            batch,
+            self.facts.size_multiple,
+            tile,
+            self.overlap,
+            self.facts.net_scale,
+            batch_size,
+            batch.ndim - 2,
+        )
+        if self.normalization is not None:
+            out = self.normalization.undo(out.swapaxes(0, 1)).swapaxes(0, 1)
+        return np.ascontiguousarray(out)
+
+    def denoise(self, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
+        """Denoised copy of ``image`` (H x W or H x W x C, uint8 / uint16 / float: see
+        :mod:`restorekit.infer.arrays`), same dtype out; ``ensemble``: the mean over the 8
+        flips/rotations (test-time augmentation, 8 passes)."""
+        self._require("denoise")
+        return apply_to_image(self._runner(ensemble), image, self.facts.in_channels)
+
+    def upscale(
+        self, image: np.ndarray, ensemble: bool = False, scale: int | None = None
+    ) -> np.ndarray:
+        """``image`` upscaled ``scale`` times (default ``facts.scale``; a multi-scale model takes
+        any of ``facts.scales``) (arrays as for :meth:`denoise`; alpha upscaled with bicubic
+        ``imresize`` and clipped; float output not clipped).
+
+        ``ensemble``: the x8 geometric self-ensemble (8 passes). A network with
+        ``upsample_input`` (RED-Net) gets the bicubic-upscaled image.
+        """
+        self._require("upscale")
+        scale = self.facts.scale if scale is None else scale
+        trained = self.facts.scales or (self.facts.scale,)
+        if scale not in trained:
+            listed = "/".join(f"x{s}" for s in trained)
+            raise ModelLoadError(f"this {self.facts.arch} model upscales {listed}, not x{scale}")
+        run = self._runner(ensemble)
+        if self.facts.upsample_input:
+            inner = run
+
+            def run(pixels: np.ndarray) -> np.ndarray:
+                size = (pixels.shape[2] * scale, pixels.shape[3] * scale)
+                up = [imresize(p.transpose(1, 2, 0), output_shape=size) for p in pixels]
+                return inner(np.ascontiguousarray(np.stack(up).transpose(0, 3, 1, 2)))
+
+        return apply_to_image(run, image, self.facts.in_channels, scale)
+
+    def denoise_stack(
+        self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike = None
+    ) -> np.ndarray:
+        """Denoised copy of a stack or volume laid out as ``axes`` (e.g. ``SZYX``, ``YXC``;
+        :mod:`restorekit.io.axes`), one S slice at a time, in tiles when large.
+
+        Values: uint8 / uint16 scaled to [0, 1] for the network and back (rounded, clipped),
+        float as is. ``dtype`` (default: the input's) sets the output type; float output of
+        integer input keeps the input's value scale (e.g. 0-65535). ``ensemble``: the mean over
+        the 8 flips/rotations in the YX plane (8 passes).
+        """
+        self._require("denoise")
+        canonical = to_canonical(np.asanyarray(array), axes)
+        check_finite(canonical, "stack")
+        if canonical.shape[1] != self.facts.in_channels:
+            raise ImageFormatError(
+                f"the stack has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
+                f"{self.facts.in_channels}"
+            )
+        dims = self.facts.dims
+        if canonical.ndim - 2 != dims:
+            raise ImageFormatError(
+                f"this model is {dims}D: give axes "
+                + (
+                    "with Z (e.g. ZYX, SZYX)"
+                    if dims == 3
+                    else "without Z (e.g. YX, SYX); a Z stack is denoised slice by slice with S"
+                )
+            )
+        unit = unit_scale(canonical.dtype)
+        run = self._runner(ensemble)
+        out = np.empty(canonical.shape, np.float32)
+        for s in range(canonical.shape[0]):
+            out[s : s + 1] = run(np.asarray(canonical[s : s + 1], np.float32) / np.float32(unit))
+        out_dtype = np.dtype(dtype or canonical.dtype)
+        if out_dtype.kind == "f":
+            result = (out * unit).astype(out_dtype)
+        else:
+            top = unit_scale(out_dtype)
+            result = np.clip(out * top + 0.5, 0, top).astype(out_dtype)
+        return from_canonical(result, axes, np.shape(array))
+
+    def _runner(self, ensemble: bool) -> Run:
+        if not ensemble:
+            return self.predict
+        return lambda pixels: self_ensemble(self.predict, pixels)
+
+    def _require(self, task: str) -> None:
+        have = self.facts.task
+        if have != task:
+            what = f"upscales x{self.facts.scale}" if have == "upscale" else "denoises"
+            raise ModelLoadError(
+                f"this {self.facts.arch} model {what}: use {have}(), not {task}() "
+                f"(restorekit {have})"
+            )
