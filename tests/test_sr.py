@@ -186,6 +186,10 @@ def test_several_scales_keep_the_hr_images_whole_and_make_each_lr(photos):
         match=r"odd\.png: its x3 LR image is 16x20, smaller than its LR patch of 17",
     ):
         SRPatchDataset(pairs, [2, 3], 0, True, True, hr_patch_size=50)  # 25 fits at x2
+    with pytest.warns(UserWarning, match=r"left out 1 training image.*odd\.png"):
+        kept = SRPatchDataset(pairs, [2, 3], 0, True, True, hr_patch_size=50, skip_small=True)
+    assert len(kept) == len(pairs.hr) - 1 and "odd.png" not in kept.names
+    assert all(len(kept.lr[s]) == len(kept) for s in (2, 3))
 
 
 # Config

@@ -167,6 +167,11 @@ class DataConfig(_Section):
         "rounded up; lr_patch_size is then unused); required with several scales",
     )
     upsample_input: bool = Field(False, description="sr: the net gets the bicubic-upscaled LR")
+    skip_small: bool = Field(
+        False,
+        description="sr: leave out training images smaller than the patch (named in a warning) "
+        "instead of stopping with an error (T91 holds a few below 96 px for x2, patch 48)",
+    )
     round_lr: bool = Field(
         True, description="sr: round LR made from HR to its bit depth (as LR files are)"
     )

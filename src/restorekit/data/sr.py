@@ -35,6 +35,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,7 +235,8 @@ class SRPatchDataset(Dataset):
 
     ``scale``: one, or several (then ``upsample_input`` and ``hr_patch_size`` are needed).
     ``hr_patch_size`` (``upsample_input`` only): the HR patch side at every scale; by default
-    ``lr_patch_size x scale``.
+    ``lr_patch_size x scale``. An image whose LR side is below the patch at any scale is an
+    error, or with ``skip_small`` left out with a warning naming it.
     """
 
     def __init__(
@@ -245,6 +247,7 @@ class SRPatchDataset(Dataset):
         augment: bool,
         upsample_input: bool = False,
         hr_patch_size: int | None = None,
+        skip_small: bool = False,
     ) -> None:
         self.scales = as_scales(scale)
         several = len(self.scales) > 1
@@ -256,17 +259,35 @@ class SRPatchDataset(Dataset):
             s: lr_patch_size if hr_patch_size is None else math.ceil(hr_patch_size / s)
             for s in self.scales
         }
+        small = {}  # image index: why it cannot give a patch
         for s, p in self.lr_patch.items():
-            for lr, name in zip(images.lr[s], images.names, strict=True):
-                if min(lr.shape[:2]) < p:
+            for i, (lr, name) in enumerate(zip(images.lr[s], images.names, strict=True)):
+                if min(lr.shape[:2]) < p and i not in small:
                     what = f"data.lr_patch_size={p}"
                     if hr_patch_size is not None:
                         what = f"its LR patch of {p} (data.hr_patch_size={hr_patch_size} / {s})"
-                    raise ImageFormatError(
+                    small[i] = (
                         f"{name}: its x{s} LR image is {lr.shape[0]}x{lr.shape[1]}, smaller than "
-                        f"{what}; lower the patch size or drop the image"
+                        f"{what}"
                     )
-        self.hr, self.lr, self.names = images.hr, images.lr, images.names
+        if small and not skip_small:
+            first = next(iter(small.values()))
+            raise ImageFormatError(
+                f"{first}; lower the patch size, drop the image or set data.skip_small=true"
+                + (f" ({len(small)} images are too small)" if len(small) > 1 else "")
+            )
+        if small:
+            warnings.warn(
+                f"left out {len(small)} training image(s) smaller than the patch: "
+                + "; ".join(small.values()),
+                stacklevel=2,
+            )
+        keep = [i for i in range(len(images.hr)) if i not in small]
+        if not keep:
+            raise ImageFormatError("every training image is smaller than the patch")
+        self.hr = [images.hr[i] for i in keep]
+        self.lr = {s: [images.lr[s][i] for i in keep] for s in images.lr}
+        self.names = [images.names[i] for i in keep]
         self.hr_patch, self.augment, self.upsample_input = hr_patch_size, augment, upsample_input
 
     def __len__(self) -> int:

@@ -54,7 +54,7 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
     if task == "upscale":  # aligned LR/HR patches (restorekit.data.sr)
         pairs = load_sr_images(dc.train, dc.scales, cfg.model.in_channels, dc.layout, dc.round_lr)
         dataset: PatchDataset | SRPatchDataset = sr_dataset(cfg, pairs)
-        n_images = len(pairs.hr)
+        n_images = len(dataset)
     else:
         images, names = load_images(dc.train, cfg.model.in_channels)
         dataset = PatchDataset(images, dc.patch_size, dc.augment, _load_pairs(cfg, names))
@@ -73,7 +73,13 @@ def sr_dataset(cfg: Config, pairs: SRImages) -> SRPatchDataset:
     bicubic-upscaled input)."""
     dc = cfg.data
     return SRPatchDataset(
-        pairs, dc.scales, dc.lr_patch_size, dc.augment, dc.upsample_input, dc.hr_patch_size
+        pairs,
+        dc.scales,
+        dc.lr_patch_size,
+        dc.augment,
+        dc.upsample_input,
+        dc.hr_patch_size,
+        dc.skip_small,
     )
 
 
