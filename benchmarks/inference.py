@@ -115,12 +115,14 @@ def child(job: dict) -> None:
     reset = reset_peak_rss()
     baseline = max_rss_mib()
 
+    apply = model.upscale if model.facts.task == "upscale" else model.denoise  # MP/s of input
+
     def run() -> None:
         for _ in range(job["steps"]):
-            model.denoise(image)
+            apply(image)
 
     for _ in range(job["warmup"]):
-        model.denoise(image)
+        apply(image)
     seconds = interleaved({"run": run}, job["repeats"], torch.device("cpu"))["run"]
     median = statistics.median(seconds)
     megapixels = job["steps"] * job["width"] * job["height"] / 1e6
