@@ -43,3 +43,18 @@ def tiny_config(folder: Path, method: str = "ne2ne", **fields: object):
     ]
     overrides += [f"{k}={v}" for k, v in fields.items()]
     return load_config(f"{method}-gauss25", overrides)
+
+
+def assert_runs_without_torch(body: str, timeout: float = 120) -> None:
+    """Run ``body`` (Python source, dedented) in a fresh interpreter, then check that it
+    printed nothing wrong and never imported torch."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(body) + '\nassert "torch" not in sys.modules, "torch was imported"\n'
+    script = "import sys\n" + script + 'print("ok")\n'
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr

@@ -2,15 +2,13 @@
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import assert_runs_without_torch
 
 import restorekit.zoo
 from restorekit import load_model
@@ -77,22 +75,16 @@ def test_onnx_backend_matches_pytorch_whole_and_tiled(onnx_path, model_path):
 
 
 def test_onnx_backend_never_imports_torch(onnx_path):
-    script = textwrap.dedent(
+    assert_runs_without_torch(
         f"""
-        import sys
         import numpy as np
         from restorekit.infer.onnx_backend import load_onnx_model
         model = load_onnx_model({str(onnx_path)!r}, tile=64, overlap=32)
         out = model.denoise(np.zeros((70, 40, 3), np.uint8))
         assert out.shape == (70, 40, 3), out.shape
-        assert "torch" not in sys.modules, "torch was imported"
-        print("ok")
-        """
+        """,
+        timeout=60,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
 
 
 def test_export_refuses_a_graph_that_disagrees(model_path, tmp_path):
