@@ -16,6 +16,7 @@ from restorekit.cli import main
 from restorekit.errors import ConfigError, ModelLoadError
 from restorekit.infer import backends
 from restorekit.infer.backends import onnx_status, open_model
+from restorekit.infer.memory import ONNXRUNTIME_FACTOR, TORCH_FACTOR
 from restorekit.infer.onnx_backend import OnnxModel, load_onnx_model
 from restorekit.infer.onnx_export import OnnxExportError, export_onnx
 from restorekit.io import read_image, sha256_file, write_image
@@ -56,6 +57,9 @@ def test_export_stores_the_descriptor_and_model_facts(onnx_path, model_path):
     assert props["size_multiple"] == "32" and json.loads(props["value_range"]) == [0.0, 1.0]
     model = load_onnx_model(onnx_path)
     assert model.size_multiple == 32 and model.in_channels == 3 and model.scale == 1
+    # Tiles for ONNX Runtime are sized with its arena's allowance over the measured peak.
+    ratio = model.bytes_per_pixel / load_model(model_path).bytes_per_pixel
+    assert ratio == pytest.approx(ONNXRUNTIME_FACTOR / TORCH_FACTOR, rel=0.2)
 
 
 def test_onnx_backend_matches_pytorch_whole_and_tiled(onnx_path, model_path):

@@ -144,6 +144,10 @@ ModelConfig = Annotated[
 ]
 
 
+NOISY_ONLY = ("n2v", "ne2ne")
+"""Methods that need no clean or paired data (data.noise_once applies to them)."""
+
+
 class DataConfig(_Section):
     train: list[Path] = Field(default_factory=list, description="training image folders")
     pairs: Path | None = Field(None, description="n2n: second noisy folder, matched by name")
@@ -152,6 +156,12 @@ class DataConfig(_Section):
     patch_size: int = Field(256, ge=32, le=4096)
     repeat: int = Field(1, ge=1, description="visits of each training image per epoch")
     augment: bool = Field(True, description="random flips and 90-degree rotations")
+    noise_once: bool = Field(
+        False,
+        description="add 'noise' to each training image once (seeded) and train on that fixed "
+        "noisy set, as Noise2Void's BSD68 protocol; for methods that learn from noisy images "
+        "alone (n2v, ne2ne). Validation still draws its own noise",
+    )
     workers: int = Field(0, ge=0, le=64, description="data-loader worker processes")
     scale: int | list[int] | None = Field(
         None,
@@ -332,6 +342,12 @@ class Config(_Section):
                 "train.channels_last applies to 2D networks only; set it to false for model.dims=3"
             )
         self._check_stacks(multiple)
+        if self.data.noise_once and (self.noise is None or self.method.name not in NOISY_ONLY):
+            raise ValueError(
+                "data.noise_once needs a noise model (noise: e.g. gauss25) and a method that "
+                f"learns from noisy images alone ({', '.join(NOISY_ONLY)}); got noise "
+                f"{self.noise!r}, method {self.method.name!r}"
+            )
         if isinstance(self.method, SRConfig):
             self._check_sr()
         elif isinstance(self.model, EDSRConfig):

@@ -26,6 +26,7 @@ from restorekit.data import (
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
 from restorekit.io import to_uint8
+from restorekit.io.images import array_to_float
 from restorekit.randomness import derive_seed
 
 
@@ -43,6 +44,9 @@ class TrainData:
     val_patches: dict[str, torch.Tensor] | None = None
 
 
+NOISE_ONCE_STREAM = 11
+"""Seed stream of data.noise_once's draws (apart from the training and validation streams)."""
+
 VAL_PATCHES = 16
 """Held-out patches (stacks with data.val_fraction) for the validation loss, fixed per run."""
 
@@ -57,6 +61,9 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         n_images = len(dataset)
     else:
         images, names = load_images(dc.train, cfg.model.in_channels)
+        if dc.noise_once:
+            assert noise is not None  # the config validator requires it
+            images = add_noise_once(images, noise, cfg.train.seed)
         dataset = PatchDataset(images, dc.patch_size, dc.augment, _load_pairs(cfg, names))
         n_images = len(images)
     val_images: list[np.ndarray] = []
@@ -66,6 +73,17 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
     return TrainData(dataset, n_images, val_images, val_names)
+
+
+def add_noise_once(images: list[np.ndarray], noise: NoiseModel, seed: int) -> list[np.ndarray]:
+    """A fixed noisy training set: each image (H x W x C, any dtype) as float32 on the [0, 1]
+    scale plus one seeded draw of ``noise``, unclipped (as N2V's BSD68 reproduction data)."""
+    noisy = []
+    for index, image in enumerate(images):
+        rng = np.random.default_rng([seed, NOISE_ONCE_STREAM, index])
+        clean = array_to_float(image).transpose(1, 2, 0)
+        noisy.append(noise.sample_numpy(clean, rng))
+    return noisy
 
 
 def sr_dataset(cfg: Config, pairs: SRImages) -> SRPatchDataset:

@@ -43,7 +43,7 @@ class Stepper:
     net: nn.Module  # what training calls: ``model``, maybe wrapped by DDP and torch.compile
     method: TrainingMethod
     optimizer: torch.optim.Optimizer
-    noise: NoiseModel | None
+    noise: NoiseModel | None  # drawn per batch; None: the training data are noisy already
     device: torch.device
     memory_format: torch.memory_format
     accumulate: int
@@ -55,7 +55,8 @@ class Stepper:
     def from_config(cls, cfg: Config, context: DistributedContext | None = None) -> Stepper:
         """Seeded initial weights, Adam, the method and its noise model, autocast if asked."""
         context = context or DistributedContext()
-        noise = parse_noise(cfg.noise) if cfg.noise else None
+        # With data.noise_once the training images are already noisy: no noise per batch.
+        noise = parse_noise(cfg.noise) if cfg.noise and not cfg.data.noise_once else None
         method = build_method(cfg.method)
         method.check(noise, paired=cfg.data.pairs is not None)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank

@@ -28,6 +28,7 @@ from restorekit.configs.schema import Config
 from restorekit.data import (
     EpochSampler,
 )
+from restorekit.degrade.noise import parse_noise
 from restorekit.engine import distributed
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
@@ -166,7 +167,8 @@ def _train(
 
     # Network, optimizer, method; data.
     stepper = Stepper.from_config(cfg, context)
-    model, optimizer, noise = stepper.model, stepper.optimizer, stepper.noise
+    model, optimizer = stepper.model, stepper.optimizer
+    noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
     task = stepper.method.task
     data = load_train_data(cfg, noise, task)
     steps_per_epoch = count_steps(cfg, data.n_images, context.world_size)
@@ -182,6 +184,7 @@ def _train(
     stop_at = min(total_steps, max_steps) if max_steps else total_steps
     log = RunLogger(run_dir, stop_at, step, enabled=main)
     depth = f"{cfg.data.patch_depth}x" if cfg.data.patch_depth else ""
+    once = " added once" if cfg.data.noise_once else ""
     log.line(
         f"restorekit {__version__}: {cfg.method.name} on {data.n_images} images "
         f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
@@ -189,7 +192,7 @@ def _train(
         + (
             f"accumulation, {sr_summary(cfg)})"
             if task == "upscale"
-            else f"accumulation, patch {depth}{cfg.data.patch_size}, noise {cfg.noise})"
+            else f"accumulation, patch {depth}{cfg.data.patch_size}, noise {cfg.noise}{once})"
         )
         + f" on {context.device}"
         + (f"; resumed at step {step}" if resume else "")

@@ -9,12 +9,8 @@ import torch
 from torch import nn
 
 from restorekit.infer.array_model import ArrayModel, ModelFacts
-from restorekit.infer.tiling import (
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_OVERLAP,
-    estimate_bytes_per_pixel,
-    torch_forward,
-)
+from restorekit.infer.memory import measure_bytes_per_pixel
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, torch_forward
 from restorekit.nets.files import ModelDescriptor, load_model_file
 from restorekit.zoo import resolve_model
 
@@ -39,14 +35,16 @@ class RestorationModel(ArrayModel):
         batch_size: int = 1,
     ) -> None:
         facts = ModelFacts.from_descriptor(descriptor.model_dump())
-        bytes_per_pixel = estimate_bytes_per_pixel(net, descriptor.net_scale)
-        super().__init__(facts, bytes_per_pixel, tile, max_memory, overlap, batch_size)
         self.descriptor = descriptor
         self.device = torch.device(device)
         self.channels_last = facts.dims == 2  # no 5D channels_last
         self.net = net.to(self.device).eval()
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        bytes_per_pixel = measure_bytes_per_pixel(
+            self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims
+        )
+        super().__init__(facts, bytes_per_pixel, tile, max_memory, overlap, batch_size)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return torch_forward(self.net, self.channels_last)(batch)

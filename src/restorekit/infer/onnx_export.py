@@ -19,7 +19,8 @@ than the one traced, else nothing is written.
 Metadata (``metadata_props``, all strings): ``restorekit`` (the descriptor JSON, as in the
 safetensors file), ``task``, ``scale``, ``channels`` (input), ``out_channels``,
 ``value_range`` (JSON), ``size_multiple``, ``bytes_per_pixel`` (the working-memory estimate of
-:func:`restorekit.infer.tiling.estimate_bytes_per_pixel`, used to choose tiles),
+:func:`restorekit.infer.memory.measure_bytes_per_pixel` for ONNX Runtime, used to choose
+tiles),
 ``weights_sha256`` (SHA-256 of the safetensors file exported; absent when exporting a model
 object), ``restorekit_version``.
 """
@@ -36,8 +37,8 @@ import numpy as np
 import torch
 
 from restorekit.errors import RestorekitError
+from restorekit.infer.memory import ONNXRUNTIME_FACTOR, measure_bytes_per_pixel
 from restorekit.infer.model import RestorationModel, load_model
-from restorekit.infer.tiling import estimate_bytes_per_pixel
 from restorekit.io import atomic_write, sha256_file
 from restorekit.zoo import resolve_model
 
@@ -125,7 +126,9 @@ def export_onnx(
         "out_channels": str(descriptor.out_channels),
         "value_range": json.dumps(list(descriptor.value_range)),
         "size_multiple": str(multiple),
-        "bytes_per_pixel": str(estimate_bytes_per_pixel(net, descriptor.net_scale)),
+        "bytes_per_pixel": str(
+            measure_bytes_per_pixel(net, descriptor.in_channels, multiple, dims, ONNXRUNTIME_FACTOR)
+        ),
         "restorekit_version": __version__,
     }
     if weights_sha256:

@@ -30,7 +30,7 @@ Conventions:
   windows are built in output pixels.
 * Memory: see :func:`choose_tile`. The estimate is ``batch_size * tile ** spatial_dims *
   bytes_per_pixel`` where ``bytes_per_pixel`` is the peak working memory of one forward pass
-  per input pixel (see :func:`estimate_bytes_per_pixel`).
+  per input pixel, measured by :func:`restorekit.infer.memory.measure_bytes_per_pixel`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -300,25 +300,6 @@ def parse_bytes(text: str) -> int:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"memory size {text!r} not understood; write e.g. 2GB, 512MB or 1.5G")
     return int(value)
-
-
-def estimate_bytes_per_pixel(net: Any, scale: int = 1, dtype_bytes: int = 4) -> float:
-    """Working memory of ``net``'s forward pass per input pixel: a simple, stated estimate.
-
-    ``dtype_bytes * (2 * (widest_in + widest_out) + last_out * scale ** 2)``: the widest
-    convolution input and output held at once, doubled for concatenated skips and layout
-    copies, plus the output. ``widest_in`` / ``widest_out`` are the largest ``in_channels`` /
-    ``out_channels`` of the network's layers (as if all ran at full resolution). For the N2N
-    U-Net (float32, one image) this gives 1024 B with 8 features and 1932 B with 48, against a
-    measured peak resident-memory growth on CPU of 530-920 B and 940-1440 B (channels_last and
-    not, 512 and 1024 pixel images).
-    """
-    layers = [m for m in net.modules() if hasattr(m, "in_channels") and hasattr(m, "out_channels")]
-    if not layers:
-        return FALLBACK_BYTES_PER_PIXEL
-    widest_in = max(m.in_channels for m in layers)
-    widest_out = max(m.out_channels for m in layers)
-    return float(dtype_bytes * (2 * (widest_in + widest_out) + layers[-1].out_channels * scale**2))
 
 
 def predict_tiled(
