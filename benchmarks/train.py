@@ -1,11 +1,15 @@
 """Training speed on one machine: each speed option on and off, data loading included.
 
-For n2c, n2n and ne2ne (presets ``*-gauss25``: batch 4, patch 256, U-Net with 48 features) this runs
-the trainer's loop, a DataLoader over PatchDataset then Stepper.step, under several config override
-sets, timed in one process with interleaved repeats. Speeds are medians, compared as ratios to plain
-eager; FLOPs per step come from FlopCounterMode and are set against this CPU's fp32 peak.
+For n2c, n2n and ne2ne (presets ``*-gauss25``: batch 4, patch 256, U-Net with 48 features) and, on
+request, n2v (preset ``n2v-bsd68``: grey, patch 64, the CSBDeep U-Net with 96 features, timed at
+each of ``--n2v-batches``, default 128 and 16, as entries ``n2v-b128``, ``n2v-b16``) this runs the
+trainer's loop, a DataLoader over PatchDataset then Stepper.step, under several config override
+sets, timed in one process with interleaved repeats. Batch and patch are per entry: the preset's,
+except ``--patch`` for n2c/n2n/ne2ne. Speeds are medians, compared as ratios to plain eager; FLOPs
+per step come from FlopCounterMode and are set against this CPU's fp32 peak.
 
     python benchmarks/train.py                        # full benchmark (many minutes on a CPU)
+    python benchmarks/train.py --methods n2v          # n2v only (about 7 s a step at batch 128)
     python benchmarks/train.py --quick --threads 1    # a few seconds: only checks the script
 """
 
@@ -16,6 +20,7 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
 from _common import (  # benchmarks/_common.py
     ROOT,
@@ -31,7 +36,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from restorekit.configs import Config, load_config
 from restorekit.data import EpochSampler, PatchDataset
 
-METHODS = ("n2c", "n2n", "ne2ne")
+METHODS = ("n2c", "n2n", "ne2ne")  # the default --methods: presets "{method}-gauss25", RGB
+N2V_PRESET = "n2v-bsd68"  # grey; its own patch (64); timed at each of --n2v-batches
+N2V_BATCHES = (128, 16)  # --n2v-batches default; --quick: N2V_QUICK_BATCHES
+N2V_QUICK_BATCHES = (4, 2)
 CONFIGS = {  # name: overrides on top of the preset; "eager" is the reference (ratio 1)
     "eager": ["train.channels_last=false", "data.workers=0", "train.compile=false"],
     "channels_last": ["train.channels_last=true", "data.workers=0", "train.compile=false"],
@@ -88,11 +96,27 @@ def step_flops(cfg: Config, dataset: Dataset, sampler: EpochSampler, device) -> 
     return counter.get_total_flops()
 
 
-def bench_method(name: str, images: list, configs: list[str], args, peak: dict, device) -> dict:
-    cfgs = {
-        c: load_config(f"{name}-gauss25", [f"data.patch_size={args.patch}", *CONFIGS[c]])
-        for c in configs
-    }
+def grey(images: list[np.ndarray]) -> list[np.ndarray]:
+    """RGB uint8 H x W x 3 images as grey uint8 H x W x 1 (ITU-R BT.601 luma)."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return [np.rint(a[..., :3] @ weights).clip(0, 255).astype(np.uint8)[..., None] for a in images]
+
+
+def entries(methods: list[str], args) -> list[tuple[str, str, list[str]]]:
+    """(result key, preset, overrides) of each timed entry: n2v once per --n2v-batches."""
+    out = []
+    for m in methods:
+        if m == "n2v":  # the preset's own patch size
+            out += [(f"n2v-b{b}", N2V_PRESET, [f"train.batch_size={b}"]) for b in args.n2v_batches]
+        else:
+            out.append((m, f"{m}-gauss25", [f"data.patch_size={args.patch}"]))
+    return out
+
+
+def bench_method(
+    preset: str, overrides: list[str], images: list, configs: list[str], args, peak: dict, device
+) -> dict:
+    cfgs = {c: load_config(preset, [*overrides, *CONFIGS[c]]) for c in configs}
     eager = cfgs["eager"]
     batch, total = eager.train.batch_size, args.warmup + args.steps * args.repeats
     dataset = PatchDataset(images, eager.data.patch_size, eager.data.augment)
@@ -100,7 +124,8 @@ def bench_method(name: str, images: list, configs: list[str], args, peak: dict, 
     flops = step_flops(eager, dataset, sampler, device)
     runs = {c: Run(cfg, dataset, sampler, total, device) for c, cfg in cfgs.items()}
     timing = time_runs(runs, args, device)  # eager first: the reference of the ratios
-    result: dict = {"gflop_per_step": flops / 1e9, "batch_size": batch, "noise": eager.noise}
+    result: dict = {"preset": preset, "gflop_per_step": flops / 1e9, "batch_size": batch}
+    result |= {"noise": eager.noise, "in_channels": eager.model.in_channels}
     result |= {"patch_size": eager.data.patch_size, "features": eager.model.features}
     for c in runs:
         gflops = flops / 1e9 * timing[c]["steps_per_s"]
@@ -124,12 +149,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="patch 64, 2 steps: checks the script")
     parser.add_argument("--with-compile", action="store_true", help="time compile with --quick too")
     add_timing_arguments(parser)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=[*METHODS, "n2v"],
+        default=list(METHODS),
+        help=f"default {' '.join(METHODS)}; n2v (preset {N2V_PRESET}, slow) only when asked",
+    )
+    parser.add_argument(
+        "--n2v-batches",
+        nargs="+",
+        type=int,
+        help=f"n2v global batch sizes, one entry each (default {' '.join(map(str, N2V_BATCHES))}; "
+        f"--quick: {' '.join(map(str, N2V_QUICK_BATCHES))})",
+    )
     parser.add_argument("--ghz", type=float, help="CPU clock for the peak (default: /proc/cpuinfo)")
     parser.add_argument("--flop-per-cycle", type=int, help="fp32 FLOP/cycle/core (default: flags)")
     args = parser.parse_args()
     quick = args.quick
     resolve_timing(args)
+    if args.n2v_batches is None:
+        args.n2v_batches = list(N2V_QUICK_BATCHES if quick else N2V_BATCHES)
     name = "train_quick.json" if quick else "train.json"
     args.json = args.json or ROOT / "benchmarks" / "results" / name
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,17 +180,29 @@ def main() -> None:
 
     images, source = training_images(16 if quick else None)
     peak = cpu_peak(torch.get_num_threads(), args.ghz, args.flop_per_cycle)
-    results = {m: bench_method(m, images, configs, args, peak, device) for m in args.methods}
+    grey_images = grey(images) if "n2v" in args.methods else []
+    results = {
+        key: bench_method(
+            preset,
+            overrides,
+            grey_images if preset == N2V_PRESET else images,
+            configs,
+            args,
+            peak,
+            device,
+        )
+        for key, preset, overrides in entries(args.methods, args)
+    }
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, data {source}")
     print(f"CPU {peak['model']}: {peak['note']}")
-    batch = results[args.methods[0]]["batch_size"]
     print(
-        f"batch {batch}, patch {args.patch}, {args.steps} steps x {args.repeats} repeats after "
-        f"{args.warmup} warm-up; data loading timed; pin_memory {device.type == 'cuda'} "
+        f"{args.steps} steps x {args.repeats} repeats after {args.warmup} warm-up; batch and "
+        f"patch per method below; data loading timed; pin_memory {device.type == 'cuda'} "
         "(the trainer pins on CUDA only; it does nothing for CPU training)"
     )
-    header = f"{'method':6} {'config':14} {'step/s':>7} {'img/s':>7} {'ratio':>6} {'wait':>6}"
+    width = max(6, *(len(m) for m in results))
+    header = f"{'method':{width}} {'config':14} {'step/s':>7} {'img/s':>7} {'ratio':>6} {'wait':>6}"
     print(header + f" {'GFLOP/s':>8} {'peak':>6} {'first s':>8}")
     for m, r in results.items():
         for c in configs:
@@ -158,8 +210,12 @@ def main() -> None:
             fraction = f"{x['peak_fraction']:6.1%}" if x["peak_fraction"] is not None else "   n/a"
             rates = f"{x['steps_per_s']:7.3f} {x['images_per_s']:7.2f} {x['ratio']:6.3f}"
             flops = f"{x['data_wait_fraction']:6.1%} {x['gflops']:8.1f} {fraction}"
-            print(f"{m:6} {c:14} {rates} {flops} {x['warmup_s'][0]:8.2f}")
-        line = f"{m}: {r['gflop_per_step']:.2f} GFLOP/step (forward + backward)"
+            print(f"{m:{width}} {c:14} {rates} {flops} {x['warmup_s'][0]:8.2f}")
+        line = (
+            f"{m}: {r['preset']}, batch {r['batch_size']}, patch {r['patch_size']}, "
+            f"{r['in_channels']} channel(s), {r['features']} features; "
+            f"{r['gflop_per_step']:.2f} GFLOP/step (forward + backward)"
+        )
         if "compile" in r:
             even = r["compile"]["break_even_steps"]
             even = even if isinstance(even, str) else f"{even:.0f} steps"
@@ -180,7 +236,9 @@ def main() -> None:
             "steps": args.steps,
             "warmup": args.warmup,
             "repeats": args.repeats,
-            "patch_size": args.patch,
+            "patch_size": args.patch,  # n2c/n2n/ne2ne; n2v: its preset's (per entry)
+            "methods": args.methods,
+            "n2v_batches": args.n2v_batches if "n2v" in args.methods else None,
             "data": source,
             "configs": {c: CONFIGS[c] for c in configs},
             "pin_memory": device.type == "cuda",
