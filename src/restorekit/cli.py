@@ -531,18 +531,31 @@ def models() -> None:
     type=click.Path(path_type=Path),
     default=Path("demo_out"),
     show_default=True,
-    help="Folder for the clean, noisy and denoised PNGs.",
+    help="Folder for the PNGs: one subfolder per model.",
 )
-@click.option("--model", "model_name", default="ne2ne-gauss25", show_default=True)
-@click.option("--noise", default=None, help="Noise spec (default: the model's own).")
+@click.option(
+    "--model",
+    "model_names",
+    multiple=True,
+    help="A shipped model (or model file) to run; repeatable. Default: every shipped model.",
+)
+@click.option("--noise", default=None, help="Noise spec for denoisers (default: each model's own).")
 @device_option
-def demo(out: Path, model_name: str, noise: str | None, device: str | None) -> None:
-    """Denoise sample photographs with a shipped model and print PSNR/SSIM before and after."""
+def demo(out: Path, model_names: tuple[str, ...], noise: str | None, device: str | None) -> None:
+    """Run the shipped models on sample photographs and print PSNR/SSIM before and after.
+
+    Denoisers: noisy -> denoised; upscalers: bicubic -> model (Y channel, border cropped).
+    """
     from restorekit.demo import run_demo
     from restorekit.infer import load_model
+    from restorekit.zoo import shipped_models
 
-    model = load_model(model_name, device)
-    spec = noise or model.descriptor.noise or "gauss25"
-    click.echo(f"model {model_name}, noise {spec}; writing PNGs to {out}")
-    for name, (p0, s0), (p1, s1) in run_demo(model, out, spec):
-        click.echo(f"  {name:<10} PSNR {p0:6.2f} -> {p1:6.2f} dB   SSIM {s0:.4f} -> {s1:.4f}")
+    names = model_names or [m.name for m in shipped_models()]
+    if not names:
+        raise click.ClickException("no shipped models; name one with --model")
+    for name in names:
+        folder = out / Path(name).stem
+        what, rows = run_demo(load_model(name, device), folder, noise)
+        click.echo(f"model {name}, {what}; writing PNGs to {folder}")
+        for sample, (p0, s0), (p1, s1) in rows:
+            click.echo(f"  {sample:<10} PSNR {p0:6.2f} -> {p1:6.2f} dB   SSIM {s0:.4f} -> {s1:.4f}")
