@@ -283,3 +283,36 @@ def test_denoise_command_on_a_stack_keeps_layout_and_dtype(tmp_path):
     result = CliRunner().invoke(main, [*args, "--bit-depth", "32", "--tta"])
     assert result.exit_code == 0, result.output
     assert tifffile.imread(tmp_path / "out" / "s.tif").dtype == np.float32
+
+
+def test_a_folder_of_2d_tiffs_trains_normalised_with_axes_yx(tmp_path):
+    """2D images of different sizes on their own scale (uint16): data.axes=YX takes the stack
+    path, so percentile normalisation is computed, stored and undone for 2D images too."""
+    rng = np.random.default_rng(8)
+    for name, shape in (("a.tif", (64, 80)), ("b.tif", (72, 64))):
+        image = 20000 + 10000 * rng.random(shape)
+        (tmp_path / "data").mkdir(exist_ok=True)
+        tifffile.imwrite(tmp_path / "data" / name, image.astype(np.uint16))
+    cfg = load_config(
+        "n2v-bsd68",
+        [
+            f"data.train=['{tmp_path / 'data'}']",
+            "data.axes=YX",
+            "data.normalization=percentile",
+            "noise=null",
+            "model.features=4",
+            "train.batch_size=4",
+            "data.patch_size=32",
+            "data.repeat=2",
+            "train.epochs=1",
+        ],
+    )
+    result = train(cfg, tmp_path / "run")
+    model = load_model(result.model_path, "cpu")
+    record = model.descriptor.normalization
+    low, high = record["low"][0] * 65535, record["high"][0] * 65535  # stored on the [0, 1] scale
+    assert record["kind"] == "percentile" and 19000 < low < 21000 and 29000 < high < 31000
+    image = tifffile.imread(tmp_path / "data" / "b.tif")
+    out = model.denoise(image)
+    assert out.shape == image.shape and out.dtype == np.uint16
+    assert 15000 < np.median(out) < 35000  # back on the data's scale

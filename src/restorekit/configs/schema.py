@@ -362,7 +362,8 @@ class Config(_Section):
             if dc.normalization != "none" or dc.val_fraction or dc.patch_depth or dims == 3:
                 raise ValueError(
                     "data.normalization, data.val_fraction, data.patch_depth and 3D networks "
-                    "apply to TIFF stacks: set data.axes (e.g. SYX or ZYX)"
+                    "apply to TIFF stacks: set data.axes (e.g. SYX or ZYX; YX for a folder of "
+                    "2D TIFF images, YXC for multichannel ones)"
                 )
             return
         if dc.normalization != "none" and self.noise is not None:
