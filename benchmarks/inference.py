@@ -169,6 +169,10 @@ def main() -> None:
     parser.add_argument("--max-memory", help="tiling budget, e.g. 2GB (default: the library's)")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/inference.json")
     parser.add_argument("--quick", action="store_true", help="128x96 and 400x300, 1 repeat")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument(
+        "--sizes", nargs="+", metavar="WxH", help="image sizes (default 768x512 4000x3000)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one configuration
     add_timing_arguments(parser)  # --threads (ONNX Runtime's too), --repeats; and, redefined:
     parser.add_argument("--steps", type=int, default=1, help="denoise() calls per timed repeat")
@@ -177,6 +181,9 @@ def main() -> None:
     if args.child:
         return child(json.loads(args.child))
     resolve_timing(args)
+    sizes = SIZES[args.quick]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
     name = "inference_quick.json" if args.quick else "inference.json"
     args.json = args.json or ROOT / "benchmarks" / "results" / name
 
@@ -197,8 +204,8 @@ def main() -> None:
             models.append(
                 entry | {"weights": "temporary" if entry["untrained"] else entry["weights"]}
             )
-            for width, height in SIZES[args.quick]:
-                for backend in BACKENDS:
+            for width, height in sizes:
+                for backend in args.backends:
                     job = {"model": entry["name"], "weights": entry["weights"]}
                     job |= {"onnx": str(exported.path), "backend": backend, "overlap": overlap}
                     job |= {"max_memory": budget}
@@ -211,8 +218,8 @@ def main() -> None:
     for r in results:  # speed ratio against eager on the same model and image size
         key = (r["model"], r["width"], r["height"])
         same = [s for s in results if (s["model"], s["width"], s["height"]) == key]
-        eager = next(s for s in same if s["backend"] == "eager")
-        r["ratio_to_eager"] = eager["median_s"] / r["median_s"]
+        eager = next((s for s in same if s["backend"] == "eager"), None)  # not in --backends
+        r["ratio_to_eager"] = eager["median_s"] / r["median_s"] if eager else float("nan")
         best = max(same, key=lambda s: s["megapixels_per_s"])
         fastest.setdefault(r["model"], {})[f"{r['width']}x{r['height']}"] = best["backend"]
 
@@ -238,7 +245,7 @@ def main() -> None:
             )
 
     settings = {key: getattr(args, key) for key in ("quick", "steps", "warmup", "repeats")}
-    settings |= {"sizes": SIZES[args.quick], "noise_sigma": SIGMA, "device": "cpu"}
+    settings |= {"sizes": sizes, "backends": args.backends, "noise_sigma": SIGMA, "device": "cpu"}
     report = {**environment(torch.device("cpu")), "onnxruntime": onnxruntime.__version__}
     report |= {"settings": settings, "models": models, "results": results, "fastest": fastest}
     write_report(args.json, report)
