@@ -316,3 +316,82 @@ def test_a_folder_of_2d_tiffs_trains_normalised_with_axes_yx(tmp_path):
     out = model.denoise(image)
     assert out.shape == image.shape and out.dtype == np.uint16
     assert 15000 < np.median(out) < 35000  # back on the data's scale
+
+
+def _tiny_unet(**options):
+    return build_net("unet-csbdeep", features=4, depth=2, batch_norm=False, **options).eval()
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_independent_channels_never_mix(dims):
+    torch.manual_seed(0)
+    x = torch.rand(2, 2, *[8] * dims)
+    changed = x.clone()
+    changed[:, 1] += torch.rand_like(changed[:, 1])
+    with torch.no_grad():
+        apart = _tiny_unet(in_channels=2, out_channels=2, dims=dims, independent_channels=True)
+        assert torch.equal(apart(x)[:, 0], apart(changed)[:, 0])
+        assert not torch.equal(apart(x)[:, 1], apart(changed)[:, 1])
+        joint = _tiny_unet(in_channels=2, out_channels=2, dims=dims)
+        assert not torch.equal(joint(x)[:, 0], joint(changed)[:, 0])
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_independent_channels_equal_one_channel_runs(residual):
+    torch.manual_seed(1)
+    net = _tiny_unet(in_channels=3, out_channels=3, residual=residual, independent_channels=True)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        each = torch.cat([net(x[:, c : c + 1]) for c in range(3)], dim=1)
+        torch.testing.assert_close(net(x), each, rtol=0, atol=1e-6)
+    assert net.encoder[0][0][0].in_channels == 1 and net.head.out_channels == 1
+    with pytest.raises(ConfigError, match="in_channels == out_channels"):
+        build_net("unet-csbdeep", in_channels=2, out_channels=1, independent_channels=True)
+    with pytest.raises(ConfigError, match="independent_channels"):
+        load_config("n2v-3d", ["model.in_channels=2", "model.independent_channels=true"])
+
+
+def test_independent_channels_train_reload_tile_and_export(tmp_path):
+    """Two channels through one shared network: training, load_model, tiled prediction and an
+    ONNX graph (checked by export_onnx itself) whose batch stays dynamic after the reshape."""
+    import onnxruntime
+
+    from restorekit.infer.onnx_export import export_onnx
+
+    rng = np.random.default_rng(9)
+    write_stack(tmp_path / "data" / "v.tif", rng.random((2, 2, 8, 32, 32)).astype(np.float32))
+    cfg = _n2v3d_config(
+        tmp_path / "data",
+        "data.axes=SCZYX",
+        "model.features=4",
+        "model.in_channels=2",
+        "model.out_channels=2",
+        "model.independent_channels=true",
+        "train.batch_size=2",
+    )
+    result = train(cfg, tmp_path / "run", max_steps=2)
+    model = load_model(result.model_path, "cpu")
+    assert model.descriptor.arch_args["independent_channels"] is True
+    assert model.net.independent_channels and model.descriptor.in_channels == 2
+    one_channel = build_net("unet-csbdeep", features=4, dims=3, batch_norm=False)
+    assert sum(p.numel() for p in model.net.parameters()) == sum(
+        p.numel() for p in one_channel.parameters()
+    )
+
+    volume = rng.random((2, 20, 40, 34)).astype(np.float32)  # CZYX, X not a multiple of 4
+    whole = model.denoise_stack(volume, "CZYX")
+    model.tile, model.overlap = 32, 24  # tiles along Y and X
+    tiled = model.denoise_stack(volume, "CZYX")
+    assert tiled.shape == volume.shape
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+    export = export_onnx(result.model_path, tmp_path / "m.onnx")  # raises on disagreement
+    assert export.max_abs_diff <= 1e-4 and export.check_shape[:2] == (1, 2)
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]
+    )
+    x = rng.random((3, 2, 8, 16, 12)).astype(np.float32)  # another batch and size
+    with torch.no_grad():
+        expected = model.net(torch.from_numpy(x)).numpy()
+    got = session.run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)

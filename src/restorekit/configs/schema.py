@@ -131,11 +131,18 @@ class UNetCSBDeepConfig(_Section):
     blurpool: bool = Field(False, description="N2V2 max-blur-pool downsampling")
     skip_top: bool = Field(True, description="false drops the full-resolution skip (N2V2)")
     dims: Literal[2, 3] = 2
+    independent_channels: bool = Field(
+        False,
+        description="each channel denoised on its own by one shared network, as separate "
+        "1-channel images (in == out channels); false: channels in and out jointly",
+    )
 
     @model_validator(mode="after")
     def _residual_channels(self) -> UNetCSBDeepConfig:
         if self.residual and self.in_channels != self.out_channels:
             raise ValueError("residual needs in_channels == out_channels; set residual to false")
+        if self.independent_channels and self.in_channels != self.out_channels:
+            raise ValueError("independent_channels needs in_channels == out_channels")
         return self
 
 

@@ -52,7 +52,8 @@ def load_stacks(sources: list[Path], axes: str, channels: int) -> list[np.ndarra
         if stack.shape[1] != channels:
             raise ImageFormatError(
                 f"{path}: {stack.shape[1]} channel(s) (axes {axes}), the model takes {channels}: "
-                "set model.in_channels / out_channels (channels are trained jointly)"
+                "set model.in_channels / out_channels (trained jointly, or each channel on its "
+                "own with model.independent_channels=true)"
             )
     return stacks
 

@@ -15,8 +15,9 @@ Registered names and their ``build_net`` keyword arguments:
   same size out, residual; for super-resolution give it the bicubic-upscaled image.
 - ``unet-csbdeep``: the CSBDeep U-Net of Noise2Void, 2D or 3D (``in_channels=1``,
   ``out_channels=1``, ``depth=2``, ``features=32``, ``kernel_size=3``, ``convs_per_level=2``,
-  ``batch_norm=True``, ``residual=False``, ``blurpool=False``, ``skip_top=True``, ``dims=2``);
-  N2V2 is ``blurpool=True, skip_top=False``; size_multiple ``2**depth``.
+  ``batch_norm=True``, ``residual=False``, ``blurpool=False``, ``skip_top=True``, ``dims=2``,
+  ``independent_channels=False``: true runs each channel as a separate 1-channel image through
+  one shared network); N2V2 is ``blurpool=True, skip_top=False``; size_multiple ``2**depth``.
 """
 
 from __future__ import annotations

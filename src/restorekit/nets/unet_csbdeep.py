@@ -12,6 +12,11 @@ N2V2 (Hoeck et al. 2022) against checkerboard artefacts: ``blurpool`` downsample
 stride 1 followed by a [1, 2, 1] binomial blur of stride 2 (max-blur-pool) instead of a 2x
 max-pool, and ``skip_top=False`` drops the skip connection of the top (full-resolution) level.
 
+``independent_channels`` (careamics' name): the convolutions take and give 1 channel and
+``forward`` folds the channels into the batch, N x C x ... -> (N*C) x 1 x ..., so one network
+with shared weights denoises each channel as a separate grey image and never mixes them; the
+output is reshaped back to N x C x ... (``residual`` adds each channel's own input).
+
 Input: N x in_channels x H x W (or D x H x W) float32 with every spatial size a multiple of
 ``2**depth`` (``size_multiple``; inference pads). Output: the same size, out_channels.
 """
@@ -85,6 +90,8 @@ class MaxBlurPool(nn.Module):
 
 
 class UNetCSBDeep(nn.Module):
+    """The CSBDeep U-Net; with ``independent_channels`` it runs N x C x ... as (N*C) x 1 x ...."""
+
     def __init__(
         self,
         in_channels: int = 1,
@@ -98,6 +105,7 @@ class UNetCSBDeep(nn.Module):
         blurpool: bool = False,
         skip_top: bool = True,
         dims: int = 2,
+        independent_channels: bool = False,
     ) -> None:
         super().__init__()
         if dims not in (2, 3):
@@ -112,7 +120,15 @@ class UNetCSBDeep(nn.Module):
                 f"a residual UNetCSBDeep needs in_channels == out_channels, got {in_channels} "
                 f"and {out_channels}; set residual to false"
             )
+        if independent_channels and in_channels != out_channels:
+            raise ConfigError(
+                f"independent_channels needs in_channels == out_channels, got {in_channels} and "
+                f"{out_channels}"
+            )
         self.dims, self.residual, self.skip_top = dims, residual, skip_top
+        self.independent_channels = independent_channels
+        if independent_channels:  # each channel is a separate 1-channel image
+            in_channels = out_channels = 1
         self.size_multiple = 2**depth
         k, bn, n = kernel_size, batch_norm, convs_per_level
 
@@ -151,6 +167,14 @@ class UNetCSBDeep(nn.Module):
                 f"UNetCSBDeep needs spatial sizes that are multiples of {self.size_multiple}, "
                 f"got {'x'.join(map(str, spatial))}; pad the input (restorekit.infer does this)"
             )
+        if self.independent_channels:  # N x C x ... -> (N*C) x 1 x ...: channels never mix
+            out = self._body(x.reshape(-1, 1, *spatial))
+            out = out.reshape(-1, x.shape[1], *spatial)
+        else:
+            out = self._body(x)
+        return out + x if self.residual else out
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         h = x
         for encode, down in zip(self.encoder, self.down, strict=True):
@@ -164,5 +188,4 @@ class UNetCSBDeep(nn.Module):
             if level > 0 or self.skip_top:
                 h = torch.cat([h, skip], dim=1)
             h = decode(h)
-        out = self.head(h)
-        return out + x if self.residual else out
+        return self.head(h)
