@@ -43,6 +43,8 @@ def test_override_sets_nested_field_with_yaml_typing():
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
         ("optim.lr=-1", "optim.lr: Input should be greater than 0"),
         ("train.precision=fp8", "train.precision"),
+        ("train.ema=1", "train.ema: Input should be less than 1"),
+        ("train.ema=0", "train.ema: Input should be greater than 0"),
         ("train.epohcs=3", "train.epohcs: Extra inputs are not permitted"),
         ("noise=gauss:abc", "gauss:LOW-HIGH"),
         ("data.patch_size=96", "multiple of 64"),

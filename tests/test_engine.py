@@ -171,3 +171,84 @@ def test_bf16_autocast_on_cpu_trains_close_to_fp32(photo_folder, tmp_path):
     # the same seeds and data: bf16 rounding moves each loss by well under 5 %
     np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.05)
     assert losses["bf16"] != losses["fp32"]  # autocast did run in bf16
+
+
+def _raw_weights_after_each_step(monkeypatch):
+    """Patch ``Stepper.step`` to record the raw network's weights after every step."""
+    from restorekit.engine.step import Stepper
+
+    original, recorded = Stepper.step, []
+
+    def step_and_record(self, sample, progress, lr):
+        out = original(self, sample, progress, lr)
+        recorded.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(Stepper, "step", step_and_record)
+    return recorded
+
+
+def test_ema_models_hold_the_average_of_the_weights_after_each_step(
+    photo_folder, tmp_path, monkeypatch
+):
+    raw = _raw_weights_after_each_step(monkeypatch)
+    cfg = tiny_config(
+        photo_folder,
+        **{"train.ema": 0.5, "data.val": f"'{photo_folder}'", "data.val_max_images": 1},
+    )
+    result = train(cfg, tmp_path / "run")  # 2 epochs of 2 steps, validated after each
+    assert result.steps == len(raw) == 4
+    # By hand: the first average is the first step's weights, then (average + weights) / 2.
+    averages = [raw[0]]
+    for weights in raw[1:]:
+        averages.append({k: 0.5 * averages[-1][k] + 0.5 * weights[k] for k in weights})
+    saved = _weights(result.model_path)
+    assert saved.keys() == raw[-1].keys()
+    for key in saved:
+        torch.testing.assert_close(saved[key], averages[-1][key], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(saved[k], raw[-1][k]) for k in saved)  # not the raw weights
+    last = _weights(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert all(torch.equal(last[k], saved[k]) for k in saved)
+    # The resume point keeps the raw weights as well as the average.
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.state.pt", weights_only=True)
+    assert all(torch.equal(state["model"][k], raw[-1][k]) for k in saved)
+    assert int(state["ema"]["n_averaged"]) == 4
+    # Validation, hence the best model, saw the average at an epoch end (step 2 or 4).
+    best = _weights(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    assert any(
+        all(torch.allclose(best[k], average[k], rtol=0, atol=1e-6) for k in best)
+        for average in (averages[1], averages[3])
+    )
+
+
+def test_resumed_ema_run_matches_uninterrupted_run(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, **{"train.epochs": 3, "train.ema": 0.9})
+    straight = train(cfg, tmp_path / "straight")
+    train(cfg, tmp_path / "split", max_steps=3)  # stops mid-epoch
+    (tmp_path / "split" / "checkpoints" / "last.safetensors").unlink()
+    resumed = train(cfg, tmp_path / "split", resume=True)
+    assert straight.steps == resumed.steps == 6
+    a, b = _weights(straight.model_path), _weights(resumed.model_path)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    states = [
+        torch.load(run / "checkpoints" / "last.state.pt", weights_only=True)
+        for run in (tmp_path / "straight", tmp_path / "split")
+    ]
+    for part in ("model", "ema"):  # the raw weights and the average both match
+        for key, value in states[0][part].items():
+            torch.testing.assert_close(value, states[1][part][key], rtol=0, atol=1e-6)
+
+
+def test_turning_ema_on_or_off_at_resume_is_logged(photo_folder, tmp_path):
+    plain = tiny_config(photo_folder, **{"train.epochs": 1})  # 2 steps
+    averaged = tiny_config(photo_folder, **{"train.epochs": 1, "train.ema": 0.5})
+    train(plain, tmp_path / "on", max_steps=1)
+    assert train(averaged, tmp_path / "on", resume=True).steps == 2
+    log = (tmp_path / "on" / "train.log").read_text()
+    assert "holds no weight average: the average starts from the resumed weights" in log
+    train(averaged, tmp_path / "off", max_steps=1)
+    assert train(plain, tmp_path / "off", resume=True).steps == 2
+    log = (tmp_path / "off" / "train.log").read_text()
+    assert "train.ema is off but the checkpoint (step 1) holds a weight average" in log

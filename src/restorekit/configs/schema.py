@@ -285,6 +285,15 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(200, ge=1, description="steps between resume checkpoints")
     val_every: int = Field(1, ge=1, description="epochs between validations")
     image_every: int = Field(5, ge=1, description="validations between TensorBoard samples")
+    ema: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="decay of an exponential moving average of the weights (and batch-norm "
+        "statistics), updated after every optimizer step, e.g. 0.999; validation, "
+        "best.safetensors, last.safetensors and model.safetensors then hold the averaged "
+        "weights (null: off)",
+    )
     init_from: Path | None = Field(
         None, description="start from these weights (model file or run; EDSR x3/x4 from x2)"
     )

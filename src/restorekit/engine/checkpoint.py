@@ -8,6 +8,13 @@ tensors and plain values and is read with ``torch.load(weights_only=True)``.
 (for ``restorekit eval`` on a running job); resuming does not read it.
 (State files of older runs lack the weights: those resume from ``last.safetensors``, whose step
 must match.)
+
+With ``train.ema`` the state file also holds the weight average (``ema``: its weights, buffers
+and update count) next to the raw weights training continues from, so a resumed run equals an
+uninterrupted one; ``last.safetensors`` then holds the averaged weights, like ``best`` and
+``model.safetensors``. Resuming with ``train.ema`` set from a state without an average starts
+the average from the resumed weights; resuming with it off drops a stored average. Both say so
+in the log.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from restorekit.errors import RestorekitError
 from restorekit.io import atomic_write
@@ -36,6 +44,7 @@ class ResumeState:
     step: int  # optimizer steps taken so far
     best_psnr: float
     optimizer: dict[str, Any]
+    ema_note: str | None = None  # how a state without (or with an unwanted) average was resumed
 
 
 def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -51,7 +60,10 @@ def save_checkpoint(
     epoch: int,
     step: int,
     best_psnr: float,
+    ema: AveragedModel | None = None,
 ) -> None:
+    """Write the resume point, then ``last.safetensors`` (``ema``'s averaged weights if given,
+    else ``net``'s)."""
     weights, state = checkpoint_paths(run_dir)
     descriptor = descriptor.model_copy(update={"training": {**descriptor.training, "step": step}})
     payload = {
@@ -62,12 +74,15 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
+    if ema is not None:
+        payload["ema"] = {k: v.detach().cpu() for k, v in ema.state_dict().items()}
     atomic_write(state, lambda tmp: torch.save(payload, tmp))
-    save_model(weights, net, descriptor)
+    save_model(weights, net if ema is None else ema.module, descriptor)
 
 
-def load_checkpoint(run_dir: Path, net: nn.Module) -> ResumeState:
-    """Load the last checkpoint of ``run_dir`` into ``net``; return what the loop resumes from."""
+def load_checkpoint(run_dir: Path, net: nn.Module, ema: AveragedModel | None = None) -> ResumeState:
+    """Load the last checkpoint of ``run_dir`` into ``net`` (and its weight average into
+    ``ema``, train.ema); return what the loop resumes from."""
     weights, state_path = checkpoint_paths(run_dir)
     if not state_path.is_file():
         raise RestorekitError(
@@ -87,5 +102,19 @@ def load_checkpoint(run_dir: Path, net: nn.Module) -> ResumeState:
             )
         loaded, _ = load_model_file(weights)
         load_state(net, loaded.state_dict(), weights)
+    note = None
+    if ema is not None and "ema" in state:
+        load_state(ema, state["ema"], state_path)
+    elif ema is not None:
+        ema.update_parameters(net)  # a copy of the resumed weights: the average starts here
+        note = (
+            f"train.ema is set but the checkpoint (step {state['step']}) holds no weight "
+            "average: the average starts from the resumed weights"
+        )
+    elif "ema" in state:
+        note = (
+            f"train.ema is off but the checkpoint (step {state['step']}) holds a weight average: "
+            "it is dropped; validation and saved models now use the raw weights"
+        )
     torch.set_rng_state(state["torch_rng"])
-    return ResumeState(state["epoch"], state["step"], state["best_psnr"], state["optimizer"])
+    return ResumeState(state["epoch"], state["step"], state["best_psnr"], state["optimizer"], note)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from restorekit.configs.schema import Config
 from restorekit.degrade.noise import NoiseModel, parse_noise
@@ -50,6 +51,15 @@ class Stepper:
     amp_dtype: torch.dtype | None  # None: full fp32
     scaler: torch.amp.GradScaler
     distributed: bool = False  # ``net`` is DDP: skip gradient sync on all but the last micro-batch
+    # train.ema: the exponential moving average of ``model``'s weights and buffers, updated after
+    # every optimizer step; None: off
+    ema: AveragedModel | None = None
+
+    @property
+    def averaged(self) -> nn.Module:
+        """The network validation and saved models use: the weight average when train.ema is
+        set, else ``model``."""
+        return self.model if self.ema is None else self.ema.module
 
     @classmethod
     def from_config(cls, cfg: Config, context: DistributedContext | None = None) -> Stepper:
@@ -73,6 +83,11 @@ class Stepper:
         check_precision(precision, context.device)
         amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        ema = None
+        if cfg.train.ema is not None:  # a copy of the plain network, before any wrapper
+            ema = AveragedModel(
+                model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True
+            )
         net = wrap(model, context)
         if cfg.train.compile:
             net = torch.compile(net)
@@ -88,11 +103,13 @@ class Stepper:
             amp_dtype,
             scaler,
             context.enabled,
+            ema,
         )
 
     def step(self, sample: dict[str, torch.Tensor], progress: Progress, lr: float) -> LossOutput:
         """One optimizer step on a loader ``sample`` (this process's share of the global batch),
-        in ``accumulate`` micro-batches. Each sample's noise and masks come from its own seed."""
+        in ``accumulate`` micro-batches, then the weight average's update (train.ema). Each
+        sample's noise and masks come from its own seed."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -108,20 +125,23 @@ class Stepper:
                 parts[key] = parts.get(key, 0.0) + value / len(chunks)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:  # the first update copies the weights, later ones average
+            self.ema.update_parameters(self.model)
         return LossOutput(out.total.detach(), parts)
 
     @torch.no_grad()
     def evaluate(self, sample: dict[str, torch.Tensor], progress: Progress) -> float:
-        """The method's loss on ``sample`` with the bare network in eval mode (no update, no
-        collective: safe on rank 0 alone)."""
-        self.model.eval()
+        """The method's loss on ``sample`` with the bare (or averaged, train.ema) network in eval
+        mode (no update, no collective: safe on rank 0 alone)."""
+        net = self.averaged
+        net.eval()
         try:
             rng = SampleRandom(sample["seed"], self.device)
             tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
             batch = self.method.make_batch(tensors, self.noise, rng)
-            return float(self.method.loss(self.model, batch, progress, rng).total)
+            return float(self.method.loss(net, batch, progress, rng).total)
         finally:
-            self.model.train()
+            net.train()
 
     def _loss(self, sample: dict[str, torch.Tensor], progress: Progress) -> LossOutput:
         rng = SampleRandom(sample["seed"], self.device)

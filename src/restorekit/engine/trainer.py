@@ -4,7 +4,8 @@ Readable top to bottom: data, network, optimizer, resume, then epochs of steps. 
 function of (seed, epoch, position) and each sample's noise and masks of its own seed, so a
 resumed run repeats an uninterrupted one exactly, and N processes with a global batch B take the
 same steps as one process with batch B. The learning rate is multiplied by ``gamma`` once
-training passes each milestone fraction.
+training passes each milestone fraction. With ``train.ema`` an exponential moving average of the
+weights is kept (``Stepper.ema``): validation and every saved model file use it.
 
 Under torchrun every process runs this loop on its share of each global batch (DDP averages the
 gradients); only rank 0 logs, validates and writes checkpoints.
@@ -168,6 +169,7 @@ def _train(
     # Network, optimizer, method; data.
     stepper = Stepper.from_config(cfg, context)
     model, optimizer = stepper.model, stepper.optimizer
+    averaged = stepper.averaged  # what validation and model files use: ``model`` or its average
     noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
     task = stepper.method.task
     data = load_train_data(cfg, noise, task)
@@ -177,7 +179,7 @@ def _train(
 
     step, best_psnr = 0, float("-inf")
     if resume:
-        state = load_checkpoint(run_dir, model)
+        state = load_checkpoint(run_dir, model, stepper.ema)
         optimizer.load_state_dict(state.optimizer)
         step, best_psnr = state.step, state.best_psnr
     total_steps = tc.epochs * steps_per_epoch
@@ -196,7 +198,10 @@ def _train(
         )
         + f" on {context.device}"
         + (f"; resumed at step {step}" if resume else "")
+        + (f"; weight average (EMA) with decay {tc.ema}" if tc.ema is not None else "")
     )
+    if resume and state.ema_note:
+        log.line(state.ema_note)
     if tc.init_from is not None and not resume:
         source = resolve_model(tc.init_from)
         loaded, skipped = init_from_model_file(model, cfg.model.arch, source)
@@ -207,7 +212,9 @@ def _train(
 
     def checkpoint(epoch: int) -> None:
         if main:
-            save_checkpoint(run_dir, model, descriptor, optimizer, epoch, step, best_psnr)
+            save_checkpoint(
+                run_dir, model, descriptor, optimizer, epoch, step, best_psnr, stepper.ema
+            )
 
     started, validations, stopped = time.time(), 0, None
     tick, tick_step = time.time(), step
@@ -269,7 +276,7 @@ def _train(
             validate_now = epoch % tc.val_every == 0 or epoch == tc.epochs
             if main and data.val_images and epoch_done and validate_now:
                 scores, sample_out = validate(
-                    model,
+                    averaged,
                     data.val_images,
                     data.val_names,
                     noise,
@@ -295,7 +302,7 @@ def _train(
                     val = {"data": str(cfg.data.val), **scores}
                     training = {**descriptor.training, "step": step, "epoch": epoch, "val": val}
                     best = descriptor.model_copy(update={"training": training})
-                    save_model(run_dir / "checkpoints" / "best.safetensors", model, best)
+                    save_model(run_dir / "checkpoints" / "best.safetensors", averaged, best)
             if main and data.val_patches is not None and epoch_done and validate_now:
                 val_loss = stepper.evaluate(data.val_patches, Progress(epoch, tc.epochs, step))
                 log.scalars(step, {"loss": val_loss}, "val")
@@ -313,6 +320,6 @@ def _train(
     training = {**descriptor.training, "step": step, "wall_time_s": round(wall, 1)}
     model_path = run_dir / "model.safetensors"
     if main:
-        save_model(model_path, model, descriptor.model_copy(update={"training": training}))
+        save_model(model_path, averaged, descriptor.model_copy(update={"training": training}))
     distributed.barrier(context)
     return TrainResult(run_dir, step, best_psnr, model_path)
