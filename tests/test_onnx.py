@@ -226,3 +226,34 @@ def test_denoise_command_says_which_backend_it_chose(zoo, tmp_path, astronaut):
         result = runner.invoke(main, args)
         assert result.exit_code == 0 and said in result.output, result.output
     assert "--backend [auto|torch|onnx]" in runner.invoke(main, ["denoise", "--help"]).output
+
+
+def _eval_json(runner, tmp_path, name, *args):
+    """``restorekit eval ... --json``: the command's output and its JSON report."""
+    out = tmp_path / f"{name}.json"
+    result = runner.invoke(main, ["eval", *args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    return result.output, json.loads(out.read_text())
+
+
+def test_eval_scores_the_same_on_both_backends(zoo, onnx_path, photo_folder, tmp_path):
+    runner = CliRunner()
+    common = ["--data", str(photo_folder), "--repeats", "2", "--device", "cpu"]
+    reports = {}
+    for name, said, args in (
+        ("torch", "backend: torch (--backend torch)", ["--model", "tiny", "--backend", "torch"]),
+        ("auto", "backend: onnxruntime (shipped model.onnx", ["--model", "tiny"]),
+        ("file", "backend: onnxruntime (an .onnx model file)", ["--model", str(onnx_path)]),
+    ):
+        output, reports[name] = _eval_json(runner, tmp_path, name, *args, *common)
+        assert output.startswith(said) and "Before denoise: Average PSNR_b" in output, output
+    assert reports["torch"]["backend"] == "torch"
+    assert reports["auto"]["backend"] == reports["file"]["backend"] == "onnxruntime"
+    for name in ("auto", "file"):
+        assert reports[name]["noise"] == reports["torch"]["noise"] == "gauss:25"
+        for key in ("psnr", "psnr_in"):
+            assert reports[name][key] == pytest.approx(reports["torch"][key], abs=1e-3)
+        for key in ("ssim", "ssim_in"):
+            assert reports[name][key] == pytest.approx(reports["torch"][key], abs=1e-5)
+    help_text = runner.invoke(main, ["eval", "--help"]).output
+    assert "--backend [auto|torch|onnx]" in help_text

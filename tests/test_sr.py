@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+import restorekit.zoo
 from restorekit.cli import main
 from restorekit.configs import load_config
 from restorekit.data import SRPatchDataset, load_sr_images, make_lr, mod_crop
@@ -21,6 +23,7 @@ from restorekit.infer.ensemble import self_ensemble
 from restorekit.io import read_image, write_image
 from restorekit.nets import build_net
 from restorekit.nets.files import init_from_model_file
+from restorekit.zoo import resolve_model
 
 torch.set_num_threads(1)
 
@@ -390,6 +393,39 @@ def test_eval_command_prints_the_table_and_writes_json(x2_run, photos, tmp_path)
         main, ["eval", "--model", str(x2_run), "--data", str(photos), "--ensemble", "--rgb"]
     )
     assert ensemble.exit_code == 0 and "EDSR+: PSNR" in ensemble.output and "RGB" in ensemble.output
+
+
+def test_eval_with_ensemble_scores_the_same_on_both_backends(x2_run, photos, tmp_path, monkeypatch):
+    """A shipped upscaler with a current model.onnx: ``auto`` runs it on ONNX Runtime, also
+    with --ensemble (the evaluation's 8 passes run on either backend), with PyTorch's figures."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from restorekit.infer.onnx_export import export_onnx
+
+    folder = tmp_path / "zoo" / "tiny-x2"
+    folder.mkdir(parents=True)
+    shutil.copy(resolve_model(x2_run), folder / "model.safetensors")
+    export_onnx(folder / "model.safetensors", folder / "model.onnx")
+    monkeypatch.setattr(restorekit.zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.chdir(tmp_path)  # "tiny-x2" is a name, not a path
+    reports = {}
+    for backend, said in (
+        ("torch", "backend: torch (--backend torch; --ensemble runs on either backend)"),
+        ("auto", "backend: onnxruntime (shipped model.onnx, measured fastest on CPU; "),
+    ):
+        out = tmp_path / f"{backend}.json"
+        args = ["eval", "--model", "tiny-x2", "--data", str(photos), "--ensemble"]
+        args += ["--backend", backend, "--device", "cpu", "--json", str(out)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(said) and "EDSR+: PSNR" in result.output, result.output
+        reports[backend] = json.loads(out.read_text())
+    assert reports["torch"]["backend"] == "torch" and reports["auto"]["backend"] == "onnxruntime"
+    assert reports["auto"]["ensemble"] and reports["auto"]["n_images"] == 5
+    for key in ("psnr", "psnr_in"):
+        assert reports["auto"][key] == pytest.approx(reports["torch"][key], abs=1e-3)
+    for key in ("ssim", "ssim_in"):
+        assert reports["auto"][key] == pytest.approx(reports["torch"][key], abs=1e-5)
 
 
 def test_wrong_scale_for_the_model_is_a_clear_error(x2_run, photos):

@@ -20,6 +20,24 @@ device_option = click.option(
 )
 
 
+def _backend_option(condition: str):  # noqa: ANN202 - a click decorator
+    """``--backend auto|torch|onnx`` (:func:`restorekit.infer.backends.open_model`);
+    ``condition``: when ``auto`` takes ONNX Runtime, beyond the model and the device."""
+    return click.option(
+        "--backend",
+        type=click.Choice(["auto", "torch", "onnx"]),
+        default="auto",
+        show_default=True,
+        help="auto: ONNX Runtime (measured fastest on CPU) for an .onnx file or a shipped model "
+        f"with a current model.onnx, when onnxruntime is installed, on the CPU{condition}; "
+        "else torch. onnx: ONNX Runtime (an .onnx file or a shipped model). torch: PyTorch. "
+        'The choice and why are printed first ("backend: ...").',
+    )
+
+
+backend_option = _backend_option(" and without --tta/--ensemble/--axes")
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
@@ -121,7 +139,10 @@ def presets() -> None:
 
 @main.command(name="eval")
 @click.option(
-    "--model", "model_name", required=True, help="Shipped model name, file or run folder."
+    "--model",
+    "model_name",
+    required=True,
+    help="Shipped model name, model file, run folder or .onnx file.",
 )
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Clean (HR) images.")
 @click.option("--noise", help="Noise spec (default: the noise the model was trained for).")
@@ -136,8 +157,13 @@ def presets() -> None:
 @click.option(
     "--scale", type=click.IntRange(min=2), help="Upscaling models: one of the model's scales."
 )
-@click.option("--ensemble", is_flag=True, help="Upscaling models: x8 self-ensemble (EDSR+).")
+@click.option(
+    "--ensemble",
+    is_flag=True,
+    help="Upscaling models: x8 self-ensemble (EDSR+), on either backend.",
+)
 @click.option("--rgb", is_flag=True, help="Upscaling models: PSNR/SSIM on RGB, not on Y.")
+@_backend_option(" (also with --ensemble: its 8 passes run on either backend)")
 @device_option
 def evaluate(
     model_name: str,
@@ -150,41 +176,53 @@ def evaluate(
     scale: int | None,
     ensemble: bool,
     rgb: bool,
+    backend: str,
     device: str | None,
 ) -> None:
     """Measure PSNR/SSIM before and after, by the model's task: denoising as the
     Neighbor2Neighbor paper did; super-resolution as the EDSR paper did (Y channel, border =
     scale, bicubic as the "before")."""
+    import dataclasses
+
     import numpy as np
-    import torch
 
     from restorekit.data import load_images
     from restorekit.degrade import parse_noise
     from restorekit.evaluation import default_repeats, evaluate_denoising, format_report
-    from restorekit.infer import load_model
+    from restorekit.infer.backends import open_model
     from restorekit.io import to_uint8
 
-    model = load_model(model_name, device)
-    if model.descriptor.task == "upscale":
+    # No option is left to PyTorch: the evaluation's self-ensemble averages the model's outputs
+    # on the 8 flipped/rotated LR images in NumPy, whichever backend runs the model.
+    chosen = open_model(model_name, backend, device)
+    model = chosen.model
+    if model.facts.task == "upscale":
         if noise or repeats:
             raise click.UsageError("--noise and --repeats are for denoising models")
-        _evaluate_upscaling(model, data, json_path, save_dir, scale, ensemble, rgb)
+        if ensemble:
+            chosen = dataclasses.replace(
+                chosen, reason=f"{chosen.reason}; --ensemble runs on either backend"
+            )
+        click.echo(chosen.describe())
+        _evaluate_upscaling(model, chosen.name, data, json_path, save_dir, scale, ensemble, rgb)
         return
     if scale or ensemble or rgb:
         raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
-    spec = noise or model.descriptor.noise
+    spec = noise or model.facts.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
-    arrays, names = load_images(data, model.descriptor.in_channels)
+    click.echo(chosen.describe())
+    arrays, names = load_images(data, model.facts.in_channels)
     images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
 
-    def denoise(noisy: np.ndarray) -> np.ndarray:
-        return model.run(torch.from_numpy(noisy)[None])[0].numpy()
+    def denoise(noisy: np.ndarray) -> np.ndarray:  # C x H x W float -> C x H x W float32
+        return model.predict(noisy[None])[0]
 
     report = evaluate_denoising(
         denoise, images, names, parse_noise(spec), repeats, seed, save_dir, progress=True
     )
+    report.backend = chosen.name
     click.echo(f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats")
     click.echo(format_report(report))
     if json_path:
@@ -195,7 +233,8 @@ _DISPLAY_NAMES = {"edsr": "EDSR", "rednet": "RED-Net"}
 
 
 def _evaluate_upscaling(
-    model: object,
+    model: ArrayModel,
+    backend: str,
     data: Path,
     json_path: Path | None,
     save_dir: Path | None,
@@ -206,21 +245,20 @@ def _evaluate_upscaling(
     from restorekit.evaluation import evaluate_upscaling, format_upscaling_report
     from restorekit.io import list_images, read_image
 
-    descriptor = model.descriptor  # type: ignore[attr-defined]
-    trained = descriptor.trained_scales  # several for a multi-scale RED-Net
+    facts = model.facts  # either backend's model: its descriptor's facts
+    trained = facts.scales or (facts.scale,)  # several for a multi-scale RED-Net
     if scale is not None and scale not in trained:
         listed = "/".join(f"x{s}" for s in trained)
         raise click.UsageError(
             f"--scale {scale} does not match the model, which upscales {listed}; "
             f"evaluate a x{scale} model, or drop --scale"
         )
-    scale = scale or descriptor.scale
+    scale = scale or facts.scale
     paths = list_images(data)
     images = [read_image(p).array for p in paths]
 
     def upscale(lr):  # C x h x w float32 -> C x sh x sw
-        out = model.upscale(lr.transpose(1, 2, 0), scale=scale)  # type: ignore[attr-defined]
-        return out.transpose(2, 0, 1)
+        return model.upscale(lr.transpose(1, 2, 0), scale=scale).transpose(2, 0, 1)
 
     report = evaluate_upscaling(
         upscale,
@@ -232,12 +270,13 @@ def _evaluate_upscaling(
         save_dir=save_dir,
         progress=True,
     )
+    report.backend = backend
     channel = "RGB" if rgb else "Y channel"
     click.echo(
         f"{data} | x{report.scale} | {report.n_images} images | {channel}, border "
         f"{report.crop_border}" + (" | self-ensemble x8" if ensemble else "")
     )
-    label = _DISPLAY_NAMES.get(descriptor.arch, descriptor.arch)
+    label = _DISPLAY_NAMES.get(facts.arch, facts.arch)
     click.echo(format_upscaling_report(report, label))
     if json_path:
         report.to_json(json_path)
@@ -321,18 +360,6 @@ def save(
         array = convert_depth(array, int(bit_depth))
         alpha = None if alpha is None else convert_depth(alpha[..., None], int(bit_depth))[..., 0]
     write_image(target, array, alpha=alpha)
-
-
-backend_option = click.option(
-    "--backend",
-    type=click.Choice(["auto", "torch", "onnx"]),
-    default="auto",
-    show_default=True,
-    help="auto: ONNX Runtime (measured fastest on CPU) for an .onnx file or a shipped model "
-    "with a current model.onnx, when onnxruntime is installed, on the CPU and without "
-    "--tta/--ensemble/--axes; else torch. onnx: ONNX Runtime (an .onnx file or a shipped "
-    'model). torch: PyTorch. The choice and why are printed first ("backend: ...").',
-)
 
 
 @main.command()

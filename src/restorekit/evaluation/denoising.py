@@ -48,6 +48,7 @@ class EvalReport:
     ensemble: bool = False  # x8 geometric self-ensemble
     y_channel: bool = False  # metrics on BT.601 Y (else all channels)
     crop_border: int = 0  # pixels removed from each edge before the metrics
+    backend: str | None = None  # what ran the model ("onnxruntime", "torch"), set by the caller
 
     def to_json(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

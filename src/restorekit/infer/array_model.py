@@ -48,6 +48,7 @@ class ModelFacts:
     dims: int  # spatial dimensions of the network: 2, or 3 for volumes
     normalization: dict[str, Any] | None
     scales: tuple[int, ...] = ()  # upscale: the scales it works at; () means (scale,)
+    noise: str | None = None  # denoise: the noise spec it was trained for, if any
 
     @classmethod
     def from_descriptor(cls, descriptor: Mapping[str, Any]) -> ModelFacts:
@@ -64,6 +65,7 @@ class ModelFacts:
             dims=int(descriptor.get("arch_args", {}).get("dims", 2)),
             normalization=descriptor.get("normalization") or None,
             scales=tuple(descriptor.get("scales") or [scale]),
+            noise=descriptor.get("noise"),
         )
 
 
