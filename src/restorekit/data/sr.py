@@ -57,6 +57,9 @@ UPSAMPLE_MARGIN = 3
 
 _INTEGER_TOP = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
+SHOWN = 5
+"""How many left-out images a warning names (the count covers all)."""
+
 
 def mod_crop(image: np.ndarray, scale: int, name: str | Path = "image") -> np.ndarray:
     """``image`` (H x W x C) without its last ``H % scale`` rows and ``W % scale`` columns."""
@@ -277,9 +280,12 @@ class SRPatchDataset(Dataset):
                 + (f" ({len(small)} images are too small)" if len(small) > 1 else "")
             )
         if small:
+            reasons = list(small.values())
+            more = f"; and {len(reasons) - SHOWN} more" if len(reasons) > SHOWN else ""
             warnings.warn(
                 f"left out {len(small)} training image(s) smaller than the patch: "
-                + "; ".join(small.values()),
+                + "; ".join(reasons[:SHOWN])
+                + more,
                 stacklevel=2,
             )
         keep = [i for i in range(len(images.hr)) if i not in small]
