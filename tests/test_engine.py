@@ -43,6 +43,12 @@ def test_small_images_are_padded_to_the_patch(astronaut):
 
 def test_resumed_run_matches_uninterrupted_run(photo_folder, tmp_path):
     cfg = tiny_config(photo_folder, **{"train.epochs": 3})  # 2 steps/epoch, 6 in all
+    _straight_and_resumed(cfg, tmp_path)
+
+
+def _straight_and_resumed(cfg, tmp_path):
+    """Train ``cfg`` straight through, and again stopped after step 3 and resumed; check the
+    final weights agree; return both results."""
     straight = train(cfg, tmp_path / "straight")
     train(cfg, tmp_path / "split", max_steps=3)  # stops mid-epoch
     # As if killed between the two writes of a save: the state file alone is the resume point.
@@ -53,6 +59,7 @@ def test_resumed_run_matches_uninterrupted_run(photo_folder, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    return straight, resumed
 
 
 def test_interrupt_saves_a_checkpoint_and_resume_continues(photo_folder, tmp_path, monkeypatch):
@@ -223,15 +230,7 @@ def test_ema_models_hold_the_average_of_the_weights_after_each_step(
 
 def test_resumed_ema_run_matches_uninterrupted_run(photo_folder, tmp_path):
     cfg = tiny_config(photo_folder, **{"train.epochs": 3, "train.ema": 0.9})
-    straight = train(cfg, tmp_path / "straight")
-    train(cfg, tmp_path / "split", max_steps=3)  # stops mid-epoch
-    (tmp_path / "split" / "checkpoints" / "last.safetensors").unlink()
-    resumed = train(cfg, tmp_path / "split", resume=True)
-    assert straight.steps == resumed.steps == 6
-    a, b = _weights(straight.model_path), _weights(resumed.model_path)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    _straight_and_resumed(cfg, tmp_path)
     states = [
         torch.load(run / "checkpoints" / "last.state.pt", weights_only=True)
         for run in (tmp_path / "straight", tmp_path / "split")
