@@ -39,7 +39,6 @@ from restorekit.infer.onnx_backend import OnnxModel
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.infer.tiling import (
     DEFAULT_MAX_MEMORY,
-    DEFAULT_OVERLAP,
     parse_bytes,
     plan_tiles,
     round_up,
@@ -126,8 +125,8 @@ def child(job: dict) -> None:
     seconds = interleaved({"run": run}, job["repeats"], torch.device("cpu"))["run"]
     median = statistics.median(seconds)
     megapixels = job["steps"] * job["width"] * job["height"] / 1e6
-    keys = ("model", "width", "height", "backend", "max_memory", "overlap")
-    result = {key: job[key] for key in keys} | {"peak_reset": reset}
+    keys = ("model", "width", "height", "backend", "max_memory")
+    result = {key: job[key] for key in keys} | {"overlap": overlap, "peak_reset": reset}
     result |= {"image": source, "tile": tile, "tiles": tiles, "tiled": tiles > 1}
     result |= {"seconds": seconds, "median_s": median, "megapixels_per_s": megapixels / median}
     result |= {"baseline_rss_mib": baseline, "peak_rss_mib": max_rss_mib() - baseline}
@@ -193,14 +192,16 @@ def main() -> None:
             model = load_model(entry["weights"], device="cpu")
             exported = export_onnx(model, Path(tmp) / f"model{len(models)}.onnx")
             # --quick: overlap 64 and a budget for tiles of 256, so that 400x300 is tiled too
-            overlap = QUICK_OVERLAP if args.quick else DEFAULT_OVERLAP
+            # (otherwise the model's own overlap, from its measured reach)
+            overlap = QUICK_OVERLAP if args.quick else None
             budget = DEFAULT_MAX_MEMORY
             if args.max_memory:
                 budget = parse_bytes(args.max_memory)
             elif args.quick:
                 budget = model.bytes_per_pixel * (QUICK_TILE + 0.5) ** 2
             entry |= {"onnx_max_abs_diff": exported.max_abs_diff, "max_memory": budget}
-            entry |= {"bytes_per_pixel": model.bytes_per_pixel, "overlap": overlap}
+            entry |= {"bytes_per_pixel": model.bytes_per_pixel, "reach": model.reach}
+            entry |= {"overlap": model.overlap if overlap is None else overlap}
             models.append(
                 entry | {"weights": "temporary" if entry["untrained"] else entry["weights"]}
             )

@@ -11,6 +11,7 @@ from restorekit.cli import main
 from restorekit.infer import RestorationModel
 from restorekit.infer.onnx_backend import load_onnx_model
 from restorekit.infer.onnx_export import export_onnx
+from restorekit.infer.tiling import DEFAULT_OVERLAP, overlap_for_reach
 from restorekit.io import read_image, write_image
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
@@ -198,3 +199,14 @@ def test_upscaling_normalised_and_3d_onnx_models_run_without_torch(exported):
         """,
         timeout=120,
     )
+
+
+def test_exported_files_carry_the_reach_that_sets_the_overlap(exported):
+    for torch_model, exported_model in exported.values():
+        onnx_model = load_onnx_model(exported_model.path)  # fresh: other tests set the tiling
+        assert onnx_model.reach == torch_model.reach
+        if torch_model.reach is None:  # n2v-2d-meanstd: its random weights make it constant
+            assert onnx_model.overlap == DEFAULT_OVERLAP
+        else:
+            multiple = onnx_model.size_multiple
+            assert onnx_model.overlap == overlap_for_reach(torch_model.reach, multiple)

@@ -338,8 +338,8 @@ tiling_options = _stack(
     click.option(
         "--overlap",
         type=click.IntRange(min=0),
-        help="Overlap of neighbouring tiles in input pixels (default 352: exact for "
-        "the N2N U-Net).",
+        help="Overlap of neighbouring tiles in input pixels (default: from the network's "
+        "measured receptive field, so that tiles match whole-image output).",
     ),
 )
 

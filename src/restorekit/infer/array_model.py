@@ -28,7 +28,13 @@ from restorekit.degrade.resize import imresize
 from restorekit.errors import ImageFormatError, ModelLoadError
 from restorekit.infer.arrays import Run, apply_to_image
 from restorekit.infer.ensemble import self_ensemble
-from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, plan_tiles, tiled_apply
+from restorekit.infer.tiling import (
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_OVERLAP,
+    overlap_for_reach,
+    plan_tiles,
+    tiled_apply,
+)
 from restorekit.io.axes import from_canonical, to_canonical
 from restorekit.io.stacks import check_finite
 
@@ -76,26 +82,34 @@ class ArrayModel:
     per input pixel) fits ``max_memory`` bytes runs whole, padded to the size multiple; a larger
     one runs in overlapping tiles blended without seams, the tile side chosen from
     ``max_memory``. ``tile`` overrides that choice: inputs whose padded sides fit in it run
-    whole, others in tiles of that side. ``overlap`` (input pixels) and ``batch_size`` (tiles per
-    forward pass) tune the tiling; all four may be changed on the instance at any time.
+    whole, others in tiles of that side. ``overlap`` (input pixels; default: from ``reach``, the
+    network's measured receptive-field radius, so that tiles give the whole-image result; 352
+    when the reach is unknown) and ``batch_size`` (tiles per forward pass) tune the tiling; all
+    four may be changed on the instance at any time.
     """
 
     def __init__(
         self,
         facts: ModelFacts,
         bytes_per_pixel: float,
+        reach: int | None = None,
         tile: int | None = None,
         max_memory: float = DEFAULT_MAX_MEMORY,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         batch_size: int = 1,
     ) -> None:
         self.facts = facts
         record = facts.normalization
         self.normalization = Normalization.from_record(record) if record else None
         self.bytes_per_pixel = bytes_per_pixel
+        self.reach = reach
         self.tile = tile
         self.max_memory = max_memory
-        self.overlap = overlap
+        if overlap is None:
+            overlap = DEFAULT_OVERLAP
+            if reach is not None:
+                overlap = overlap_for_reach(reach, facts.size_multiple)
+        self.overlap: int = overlap
         self.batch_size = batch_size
 
     def forward(self, batch: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from torch import nn
 
 from restorekit.infer.array_model import ArrayModel, ModelFacts
 from restorekit.infer.memory import measure_bytes_per_pixel
-from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, torch_forward
+from restorekit.infer.reach import measure_reach
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, torch_forward
 from restorekit.nets.files import ModelDescriptor, load_model_file
 from restorekit.zoo import resolve_model
 
@@ -31,7 +32,7 @@ class RestorationModel(ArrayModel):
         device: str = "cpu",
         tile: int | None = None,
         max_memory: float = DEFAULT_MAX_MEMORY,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         batch_size: int = 1,
     ) -> None:
         facts = ModelFacts.from_descriptor(descriptor.model_dump())
@@ -44,7 +45,10 @@ class RestorationModel(ArrayModel):
         bytes_per_pixel = measure_bytes_per_pixel(
             self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims
         )
-        super().__init__(facts, bytes_per_pixel, tile, max_memory, overlap, batch_size)
+        reach = measure_reach(
+            self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims, facts.net_scale
+        )
+        super().__init__(facts, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return torch_forward(self.net, self.channels_last)(batch)
@@ -60,12 +64,13 @@ def load_model(
     device: str | None = None,
     tile: int | None = None,
     max_memory: float = DEFAULT_MAX_MEMORY,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
 ) -> RestorationModel:
     """Load a shipped model by name, a model file, or a training run folder.
 
     ``device``: "cpu", "cuda", "cuda:1", ...; by default the GPU when there is one. ``tile``,
-    ``max_memory`` (bytes) and ``overlap`` (pixels): see :class:`RestorationModel`.
+    ``max_memory`` (bytes) and ``overlap`` (pixels; default: from the network's measured reach):
+    see :class:`RestorationModel`.
     """
     net, descriptor = load_model_file(resolve_model(name_or_path))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

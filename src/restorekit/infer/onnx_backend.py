@@ -21,7 +21,7 @@ import numpy as np
 
 from restorekit.errors import ModelLoadError, RestorekitError
 from restorekit.infer.array_model import ArrayModel, ModelFacts
-from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, DEFAULT_OVERLAP, FALLBACK_BYTES_PER_PIXEL
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, FALLBACK_BYTES_PER_PIXEL
 
 REQUIRED_METADATA = ("restorekit", "scale", "channels", "size_multiple")
 
@@ -31,8 +31,9 @@ class OnnxModel(ArrayModel):
 
     Attributes from the file: ``descriptor`` (the model descriptor as a dict), ``task``,
     ``scale``, ``in_channels``, ``out_channels``, ``size_multiple``, ``value_range``,
-    ``bytes_per_pixel``, ``weights_sha256`` (of the safetensors file it was exported from, or
-    None). ``tile``, ``max_memory``, ``overlap`` and ``batch_size`` work as in
+    ``bytes_per_pixel``, ``reach`` (the overlap follows from it; None in older exports),
+    ``weights_sha256`` (of the safetensors file it was exported from, or None). ``tile``,
+    ``max_memory``, ``overlap`` and ``batch_size`` work as in
     :class:`restorekit.infer.model.RestorationModel`. ``providers``: ONNX Runtime execution
     providers (default: CPU); ``threads``: intra-op threads (default: ONNX Runtime's choice).
     """
@@ -42,7 +43,7 @@ class OnnxModel(ArrayModel):
         path: str | Path,
         tile: int | None = None,
         max_memory: float = DEFAULT_MAX_MEMORY,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         batch_size: int = 1,
         providers: list[str] | None = None,
         threads: int | None = None,
@@ -97,7 +98,8 @@ class OnnxModel(ArrayModel):
             }
         )
         bytes_per_pixel = float(meta.get("bytes_per_pixel", FALLBACK_BYTES_PER_PIXEL))
-        super().__init__(facts, bytes_per_pixel, tile, max_memory, overlap, batch_size)
+        reach = int(meta["reach"]) if "reach" in meta else None  # absent in older exports
+        super().__init__(facts, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -116,7 +118,7 @@ def load_onnx_model(
     path: str | Path,
     tile: int | None = None,
     max_memory: float = DEFAULT_MAX_MEMORY,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
 ) -> OnnxModel:
     """Load an exported .onnx model for :meth:`OnnxModel.denoise`, :meth:`OnnxModel.upscale` or
     :meth:`OnnxModel.denoise_stack` (see :class:`OnnxModel`)."""

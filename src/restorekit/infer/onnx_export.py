@@ -20,7 +20,9 @@ Metadata (``metadata_props``, all strings): ``restorekit`` (the descriptor JSON,
 safetensors file), ``task``, ``scale``, ``channels`` (input), ``out_channels``,
 ``value_range`` (JSON), ``size_multiple``, ``bytes_per_pixel`` (the working-memory estimate of
 :func:`restorekit.infer.memory.measure_bytes_per_pixel` for ONNX Runtime, used to choose
-tiles),
+tiles), ``reach`` (the network's receptive-field radius from
+:func:`restorekit.infer.reach.measure_reach`, which sets the tile overlap; absent when
+unknown),
 ``weights_sha256`` (SHA-256 of the safetensors file exported; absent when exporting a model
 object), ``restorekit_version``.
 """
@@ -131,6 +133,8 @@ def export_onnx(
         ),
         "restorekit_version": __version__,
     }
+    if model.reach is not None:
+        metadata["reach"] = str(model.reach)
     if weights_sha256:
         metadata["weights_sha256"] = weights_sha256
     onnx.helper.set_model_props(graph, metadata)

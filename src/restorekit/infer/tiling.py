@@ -23,9 +23,12 @@ Conventions:
   outputs are summed and divided by the summed weights. A network whose output at a pixel
   depends on input at most ``3/8 * overlap`` away (its context) gives the whole-image result up
   to float rounding; any network gives a seamless one.
-* Default overlap: 352 pixels, sized for the N2N U-Net, whose output is affected up to 127 pixels
-  inside a tile edge (measured: 2e-4 at 126 px, float rounding from 127 px on); 3/8 of 352 is
-  132. Networks with less context can use a smaller overlap (faster: less recomputation).
+* Overlap from the network's reach (its receptive-field radius, measured by
+  :func:`restorekit.infer.reach.measure_reach`): :func:`overlap_for_reach` gives the smallest
+  overlap whose 3/8 covers it, so tiled equals whole. E.g. the N2N U-Net reaches 128 pixels
+  (overlap 352), EDSR-baseline 36 (overlap 96), the n2v-bsd68 U-Net 22 (overlap 60).
+  :data:`DEFAULT_OVERLAP` is for networks whose reach is unknown (ONNX files exported before it
+  was recorded).
 * ``scale``: output tiles are ``scale`` times larger on each spatial axis (super-resolution);
   windows are built in output pixels.
 * Memory: see :func:`choose_tile`. The estimate is ``batch_size * tile ** spatial_dims *
@@ -52,7 +55,8 @@ DEFAULT_MAX_MEMORY = 2 * 1024**3
 """Default working-memory budget of one tiled forward pass, in bytes (2 GiB)."""
 
 DEFAULT_OVERLAP = 352
-"""Default overlap of neighbouring tiles in input pixels (see the module docstring)."""
+"""Overlap of neighbouring tiles, in input pixels, for a network of unknown reach (enough for
+the N2N U-Net, the widest-reaching shipped network: see the module docstring)."""
 
 FALLBACK_BYTES_PER_PIXEL = 4.0 * 4 * 64
 """Estimate for a network whose layers cannot be inspected: as a float32 64-channel conv net."""
@@ -90,6 +94,12 @@ def round_tile(tile: int, size_multiple: int) -> int:
 def round_up(length: int, size_multiple: int) -> int:
     """``length`` (an overlap, an image side) rounded up to a multiple of ``size_multiple``."""
     return -(-length // size_multiple) * size_multiple
+
+
+def overlap_for_reach(reach: int, size_multiple: int) -> int:
+    """Smallest overlap (a multiple of ``size_multiple``) whose blending margin, 3/8 of it,
+    covers ``reach`` input pixels: tiles then give the whole-image result (module docstring)."""
+    return round_up(math.ceil(reach * 8 / 3), size_multiple)
 
 
 def tile_origins(length: int, tile: int, overlap: int, size_multiple: int) -> list[int]:
