@@ -8,6 +8,10 @@ ones. Each configuration runs in a fresh subprocess that reports megapixels/s (m
 
     python benchmarks/inference.py                        # full benchmark (long on a CPU)
     python benchmarks/inference.py --quick --threads 1    # seconds: only checks the script
+
+``--record-zoo`` writes each measured shipped model's ``speed.json`` (its zoo folder): the
+MP/s per backend on the 768x512 image (else the first size measured) and the faster of
+PyTorch (channels_last) and ONNX Runtime, which ``--backend auto`` then takes for it.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from restorekit.infer.tiling import (
 )
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
-from restorekit.zoo import resolve_model, shipped_models
+from restorekit.zoo import resolve_model, shipped_model, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
 KODIM01 = ROOT.parent / "shared" / "data" / "Kodak24" / "kodim01.png"
@@ -172,6 +176,11 @@ def main() -> None:
     parser.add_argument(
         "--sizes", nargs="+", metavar="WxH", help="image sizes (default 768x512 4000x3000)"
     )
+    parser.add_argument(
+        "--record-zoo",
+        action="store_true",
+        help="write speed.json (fastest CPU backend) into each measured shipped model's folder",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one configuration
     add_timing_arguments(parser)  # --threads (ONNX Runtime's too), --repeats; and, redefined:
     parser.add_argument("--steps", type=int, default=1, help="denoise() calls per timed repeat")
@@ -250,6 +259,30 @@ def main() -> None:
     report = {**environment(torch.device("cpu")), "onnxruntime": onnxruntime.__version__}
     report |= {"settings": settings, "models": models, "results": results, "fastest": fastest}
     write_report(args.json, report)
+    if args.record_zoo:
+        record_zoo(results, args.threads, sizes)
+
+
+def record_zoo(results: list[dict], threads: int | None, sizes: list[tuple[int, int]]) -> None:
+    """Write ``speed.json`` for each shipped model measured on both PyTorch (channels_last) and
+    ONNX Runtime: the figures at 768x512 (else the first size) and the faster backend."""
+    width, height = (768, 512) if (768, 512) in sizes else sizes[0]
+    for name in dict.fromkeys(r["model"] for r in results):
+        zoo = shipped_model(name)
+        rates = {
+            r["backend"]: r["megapixels_per_s"]
+            for r in results
+            if (r["model"], r["width"], r["height"]) == (name, width, height)
+        }
+        if zoo is None or not {"channels_last", "onnxruntime"} <= set(rates):
+            continue
+        faster = "torch" if rates["channels_last"] > rates["onnxruntime"] else "onnxruntime"
+        record = {"fastest_cpu_backend": faster, "image": f"{width}x{height}"}
+        record |= {"megapixels_per_s": rates, "threads": threads or torch.get_num_threads()}
+        record |= {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+        record |= {"command": "python " + " ".join(sys.argv)}
+        (zoo.folder / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {zoo.folder / 'speed.json'}: --backend auto takes {faster}")
 
 
 if __name__ == "__main__":

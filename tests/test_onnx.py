@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -199,6 +201,48 @@ def test_auto_backend_takes_onnxruntime_for_a_shipped_model_with_its_onnx(
         open_model("tiny", "onnx", device="cuda")
     listing = CliRunner().invoke(main, ["models"]).output
     assert "ONNX: model.onnx (" in listing and "--backend auto uses it" in listing
+
+
+def test_auto_backend_follows_the_model_s_measured_speed(zoo, monkeypatch):
+    monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")
+    record = {
+        "image": "768x512",
+        "megapixels_per_s": {"channels_last": 0.066, "onnxruntime": 0.057},
+    }
+    (zoo.folder / "speed.json").write_text(json.dumps({**record, "fastest_cpu_backend": "torch"}))
+    chosen = open_model("tiny", device="cpu")
+    assert chosen.name == "torch" and chosen.reason == (
+        "measured faster for this model on CPU: 0.066 vs 0.057 MP/s for ONNX Runtime at 768x512"
+    )
+    assert open_model("tiny", "onnx").name == "onnxruntime"  # forcing still works
+    listing = CliRunner().invoke(main, ["models"]).output
+    assert "PyTorch 0.066 MP/s, ONNX Runtime 0.057 MP/s (--backend auto: torch)" in listing
+    record["megapixels_per_s"] = {"channels_last": 0.081, "onnxruntime": 0.136}
+    (zoo.folder / "speed.json").write_text(
+        json.dumps({**record, "fastest_cpu_backend": "onnxruntime"})
+    )
+    chosen = open_model("tiny", device="cpu")
+    assert chosen.name == "onnxruntime" and chosen.reason.endswith(
+        "0.136 vs 0.081 MP/s for PyTorch at 768x512"
+    )
+
+
+def test_inference_benchmark_records_the_faster_backend_for_auto(zoo, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")
+    from inference import record_zoo  # benchmarks/inference.py
+
+    rates = {"eager": 0.04, "channels_last": 0.07, "onnxruntime": 0.05}
+    results = [
+        {"model": "tiny", "width": w, "height": h, "backend": b, "megapixels_per_s": r / w}
+        for w, h in ((768, 512), (4000, 3000))
+        for b, r in rates.items()
+    ]
+    record_zoo(results, 2, [(4000, 3000), (768, 512)])
+    speed = json.loads((zoo.folder / "speed.json").read_text())
+    assert speed["fastest_cpu_backend"] == "torch" and speed["image"] == "768x512"
+    assert speed["megapixels_per_s"]["onnxruntime"] == 0.05 / 768
+    assert open_model("tiny", device="cpu").name == "torch"
 
 
 def test_a_stale_shipped_onnx_is_never_used(zoo, model_path):

@@ -28,8 +28,9 @@ def _backend_option(condition: str):  # noqa: ANN202 - a click decorator
         type=click.Choice(["auto", "torch", "onnx"]),
         default="auto",
         show_default=True,
-        help="auto: ONNX Runtime (measured fastest on CPU) for an .onnx file or a shipped model "
-        f"with a current model.onnx, when onnxruntime is installed, on the CPU{condition}; "
+        help="auto: ONNX Runtime for an .onnx file or a shipped model with a current "
+        "model.onnx that was measured faster than PyTorch, when onnxruntime is installed, on "
+        f"the CPU{condition}; "
         "else torch. onnx: ONNX Runtime (an .onnx file or a shipped model). torch: PyTorch. "
         'The choice and why are printed first ("backend: ...").',
     )
@@ -543,6 +544,14 @@ def models() -> None:
             f"{trained.get('step')} steps; card: {model.card}"
         )
         click.echo(f"  ONNX: {onnx_status(model)}")
+        speed = model.speed
+        if speed:
+            rates = speed["megapixels_per_s"]
+            click.echo(
+                f"  CPU speed at {speed['image']}: PyTorch {rates['channels_last']:.3g} MP/s, "
+                f"ONNX Runtime {rates['onnxruntime']:.3g} MP/s (--backend auto: "
+                f"{speed['fastest_cpu_backend']})"
+            )
         for bench, result in model.evaluations().items():
             click.echo(
                 f"  {bench:<24} PSNR {result['psnr_in']:.2f} -> {result['psnr']:.2f} dB  "

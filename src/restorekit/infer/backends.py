@@ -1,12 +1,15 @@
 """Which backend runs a model: PyTorch or ONNX Runtime (``--backend auto|torch|onnx``).
 
-``auto`` (the command line's default) takes the fastest measured path. ONNX Runtime was measured
-fastest on CPU (``benchmarks/inference.py``, ne2ne-gauss25: 768 x 512, 0.67 MP/s against 0.57
-for PyTorch with channels_last; 4000 x 3000, 0.42 against 0.31), so ``auto`` picks it when
+``auto`` (the command line's default) takes the fastest measured path. ONNX Runtime is faster
+than PyTorch on the CPU for most models measured (``benchmarks/inference.py``: ne2ne-gauss25 at
+768 x 512, 0.67 MP/s against 0.57 for PyTorch with channels_last), but not for all (n2v-bsd68:
+PyTorch), so a shipped model's own measurement decides when it has one (``speed.json``, written
+by ``benchmarks/inference.py --record-zoo``). ``auto`` picks ONNX Runtime when
 
 * the model is an ``.onnx`` file, or a shipped model whose ``model.onnx`` is current (its
   ``weights_sha256`` metadata equals the SHA-256 of the shipped ``model.safetensors``),
 * ONNX Runtime imports,
+* the shipped model's ``speed.json``, if any, measured ONNX Runtime faster than PyTorch,
 * no option is given that ``auto`` leaves to PyTorch (self-ensemble / TTA, stacks: given by the
   caller as ``torch_options``) and the device is the CPU (``device`` None or "cpu"; with None,
   PyTorch would take a GPU when there is one, so a GPU also means PyTorch);
@@ -92,7 +95,7 @@ def open_model(
         assert zoo is not None
         model, reason = _load_shipped_onnx(zoo, tile, tiling)
         if reason is None:
-            return Backend(model, "onnxruntime", "shipped model.onnx, measured fastest on CPU")
+            return Backend(model, "onnxruntime", f"shipped model.onnx, {_measured(zoo)}")
     return Backend(_torch(name, device, tile, tiling), "torch", reason)
 
 
@@ -102,8 +105,12 @@ def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> s
         return f"{', '.join(torch_options)} given"
     if device not in (None, "cpu"):
         return f"--device {device}"
-    if _shipped_onnx(name) is None:
+    zoo = _shipped_onnx(name)
+    if zoo is None:
         return "not a shipped model with a model.onnx"
+    speed = zoo.speed
+    if speed and speed.get("fastest_cpu_backend") == "torch":
+        return _measured(zoo)
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed: pip install 'restorekit[onnx]'"
     if device is None:
@@ -112,6 +119,22 @@ def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> s
         if torch.cuda.is_available():
             return "a GPU is available"
     return None
+
+
+def _measured(zoo: ZooModel) -> str:
+    """Why the measurements favour the backend ``auto`` takes for ``zoo``, in words."""
+    speed = zoo.speed
+    if not speed:
+        return "measured fastest on CPU"
+    rates = speed["megapixels_per_s"]
+    faster, slower = ("channels_last", "onnxruntime")
+    if speed["fastest_cpu_backend"] != "torch":
+        faster, slower = slower, faster
+    other = {"channels_last": "PyTorch", "onnxruntime": "ONNX Runtime"}[slower]
+    return (
+        f"measured faster for this model on CPU: {rates[faster]:.3g} vs {rates[slower]:.3g} "
+        f"MP/s for {other} at {speed['image']}"
+    )
 
 
 def _shipped_onnx(name: str) -> ZooModel | None:

@@ -2,7 +2,9 @@
 for the ONNX Runtime backend, carrying the SHA-256 of ``model.safetensors`` in its metadata),
 ``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval --json`` on
 each benchmark set). ``python scripts/ship_model.py --onnx-only NAME`` regenerates the ONNX file
-after the weights change.
+after the weights change. ``speed.json`` (optional; written by ``python benchmarks/inference.py
+--record-zoo``) holds the model's measured CPU speed on each backend and the faster one, which
+``--backend auto`` follows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class ZooModel:
     @property
     def card(self) -> Path:
         return self.folder / "card.md"
+
+    @property
+    def speed(self) -> dict[str, Any] | None:
+        """The measured CPU speed (``speed.json``: ``fastest_cpu_backend`` "torch" or
+        "onnxruntime", ``megapixels_per_s`` per backend, ``image`` size, ``command``), or None."""
+        path = self.folder / "speed.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def evaluations(self) -> dict[str, dict[str, Any]]:
         """Measured figures, keyed by benchmark file name (e.g. ``kodak24-gauss25``)."""
