@@ -138,11 +138,21 @@ def test_unknown_model_name_lists_the_shipped_ones():
 
 
 def test_models_command_lists_every_shipped_model_with_figures():
-    result = CliRunner().invoke(main, ["models"])
+    runner = CliRunner()
+    result = runner.invoke(main, ["models"])
     assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["name", "task", "channels"]
     for model in shipped_models():
-        assert model.name in result.output
+        row = next(line for line in lines if line.startswith(model.name + " "))
         assert model.card.exists() and model.evaluations(), f"{model.name} lacks card or figures"
+        plain = {k: v for k, v in model.evaluations().items() if not k.endswith("-ensemble")}
+        bench, figures = next(iter(plain.items()))
+        assert f"{bench} {figures['psnr_in']:.2f} -> {figures['psnr']:.2f}" in row
+        details = runner.invoke(main, ["models", model.name]).output
+        assert details.startswith(f"{model.name}: ") and "card: " in details
+    unknown = runner.invoke(main, ["models", "no-such-model"])
+    assert unknown.exit_code != 0 and "shipped: " in unknown.output
 
 
 def test_shipped_ne2ne_model_denoises_a_photograph(astronaut):

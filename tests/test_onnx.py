@@ -199,7 +199,7 @@ def test_auto_backend_takes_onnxruntime_for_a_shipped_model_with_its_onnx(
     assert chosen.name == "torch" and "not a shipped model" in chosen.reason
     with pytest.raises(ConfigError, match="runs on the CPU"):
         open_model("tiny", "onnx", device="cuda")
-    listing = CliRunner().invoke(main, ["models"]).output
+    listing = CliRunner().invoke(main, ["models", "--details"]).output
     assert "ONNX: model.onnx (" in listing and "--backend auto uses it" in listing
 
 
@@ -215,7 +215,7 @@ def test_auto_backend_follows_the_model_s_measured_speed(zoo, monkeypatch):
         "measured faster for this model on CPU: 0.066 vs 0.057 MP/s for ONNX Runtime at 768x512"
     )
     assert open_model("tiny", "onnx").name == "onnxruntime"  # forcing still works
-    listing = CliRunner().invoke(main, ["models"]).output
+    listing = CliRunner().invoke(main, ["models", "--details"]).output
     assert "PyTorch 0.066 MP/s, ONNX Runtime 0.057 MP/s (--backend auto: torch)" in listing
     record["megapixels_per_s"] = {"channels_last": 0.081, "onnxruntime": 0.136}
     (zoo.folder / "speed.json").write_text(
@@ -255,7 +255,7 @@ def test_a_stale_shipped_onnx_is_never_used(zoo, model_path):
     with pytest.raises(ModelLoadError, match="was not exported from its model.safetensors"):
         open_model("tiny", "onnx")
     assert "--onnx-only tiny" in onnx_status(zoo)
-    assert "--onnx-only tiny" in CliRunner().invoke(main, ["models"]).output
+    assert "--onnx-only tiny" in CliRunner().invoke(main, ["models", "--details"]).output
 
 
 def test_denoise_command_says_which_backend_it_chose(zoo, tmp_path, astronaut):

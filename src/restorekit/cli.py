@@ -524,40 +524,83 @@ def export(model_name: str, out: Path, opset: int) -> None:
 
 
 @main.command()
-def models() -> None:
-    """List the shipped models: what each is, how it was trained, what it measures."""
+@click.argument("names", nargs=-1)
+@click.option("--details", is_flag=True, help="Every shipped model in full (as with NAMES).")
+def models(names: tuple[str, ...], details: bool) -> None:
+    """List the shipped models as a table; NAMES (or --details): what each is, how it was
+    trained, what it measures, its ONNX file and speed."""
+    from restorekit.zoo import shipped_model, shipped_models
+
+    chosen = shipped_models()
+    if names:
+        unknown = [n for n in names if shipped_model(n) is None]
+        if unknown:
+            known = ", ".join(m.name for m in chosen)
+            raise click.UsageError(f"no shipped model named {', '.join(unknown)}; shipped: {known}")
+        chosen = [m for m in chosen if m.name in names]
+    if names or details:
+        for model in chosen:
+            _describe_model(model)
+        return
+    _print_models_table(chosen)
+    click.echo("details: restorekit models NAME (or --details); the how of each: its card.md")
+
+
+def _print_models_table(zoo_models: list) -> None:  # noqa: ANN001 - list[ZooModel]
+    """One row per shipped model: what it does, its network, its training, its figures."""
+    from restorekit.nets.files import count_parameters, read_descriptor
+
+    rows = [["name", "task", "channels", "network", "trained", "PSNR (dB, input -> output)"]]
+    for model in zoo_models:
+        d = read_descriptor(model.weights)
+        task = f"upscale x{d.scale}" if d.task == "upscale" else f"denoise {d.noise or ''}"
+        network = f"{d.arch} ({count_parameters(model.weights) / 1e6:.2f} M)"
+        trained = f"{d.method}, {d.training.get('step')} steps"
+        figures = ", ".join(
+            f"{bench} {r['psnr_in']:.2f} -> {r['psnr']:.2f}"
+            for bench, r in model.evaluations().items()
+            if not bench.endswith("-ensemble")
+        )
+        channels = f"{d.in_channels} -> {d.out_channels}"
+        rows.append([model.name, task.strip(), channels, network, trained, figures])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*padded, row[-1]]))
+
+
+def _describe_model(model) -> None:  # noqa: ANN001 - a ZooModel
+    """The long form of one shipped model for ``restorekit models NAME``."""
     from restorekit.infer.backends import onnx_status
     from restorekit.nets.files import read_descriptor
-    from restorekit.zoo import shipped_models
 
-    for model in shipped_models():
-        d = read_descriptor(model.weights)
-        args = ", ".join(f"{k}={v}" for k, v in d.arch_args.items())
-        trained = d.training
+    d = read_descriptor(model.weights)
+    args = ", ".join(f"{k}={v}" for k, v in d.arch_args.items())
+    trained = d.training
+    click.echo(
+        f"{model.name}: {d.task} x{d.scale}, {d.in_channels} -> {d.out_channels} "
+        f"channels, noise {d.noise}, {d.arch}({args}), size multiple "
+        f"{d.size_multiple}, values {d.value_range[0]:g}-{d.value_range[1]:g}"
+    )
+    click.echo(
+        f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
+        f"{trained.get('step')} steps; card: {model.card}"
+    )
+    click.echo(f"  ONNX: {onnx_status(model)}")
+    speed = model.speed
+    if speed:
+        rates = speed["megapixels_per_s"]
         click.echo(
-            f"{model.name}: {d.task} x{d.scale}, {d.in_channels} -> {d.out_channels} "
-            f"channels, noise {d.noise}, {d.arch}({args}), size multiple "
-            f"{d.size_multiple}, values {d.value_range[0]:g}-{d.value_range[1]:g}"
+            f"  CPU speed at {speed['image']}: PyTorch {rates['channels_last']:.3g} MP/s, "
+            f"ONNX Runtime {rates['onnxruntime']:.3g} MP/s (--backend auto: "
+            f"{speed['fastest_cpu_backend']})"
         )
+    for bench, result in model.evaluations().items():
         click.echo(
-            f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
-            f"{trained.get('step')} steps; card: {model.card}"
+            f"  {bench:<24} PSNR {result['psnr_in']:.2f} -> {result['psnr']:.2f} dB  "
+            f"SSIM {result['ssim_in']:.4f} -> {result['ssim']:.4f}  "
+            f"({result['n_images']} images x {result['repeats']})"
         )
-        click.echo(f"  ONNX: {onnx_status(model)}")
-        speed = model.speed
-        if speed:
-            rates = speed["megapixels_per_s"]
-            click.echo(
-                f"  CPU speed at {speed['image']}: PyTorch {rates['channels_last']:.3g} MP/s, "
-                f"ONNX Runtime {rates['onnxruntime']:.3g} MP/s (--backend auto: "
-                f"{speed['fastest_cpu_backend']})"
-            )
-        for bench, result in model.evaluations().items():
-            click.echo(
-                f"  {bench:<24} PSNR {result['psnr_in']:.2f} -> {result['psnr']:.2f} dB  "
-                f"SSIM {result['ssim_in']:.4f} -> {result['ssim']:.4f}  "
-                f"({result['n_images']} images x {result['repeats']})"
-            )
 
 
 @main.command()

@@ -168,7 +168,15 @@ def onnx_status(zoo: ZooModel) -> str:
     if importlib.util.find_spec("onnxruntime") is None:
         return f"model.onnx ({size}; not checked: onnxruntime is not installed)"
     stale = _load_shipped_onnx(zoo, None, {})[1]
-    return stale or f"model.onnx ({size}), exported from these weights: --backend auto uses it"
+    if stale:
+        return stale
+    speed = zoo.speed
+    if speed and speed.get("fastest_cpu_backend") == "torch":
+        return (
+            f"model.onnx ({size}), exported from these weights: --backend onnx uses it "
+            "(auto takes PyTorch, measured faster for this model)"
+        )
+    return f"model.onnx ({size}), exported from these weights: --backend auto uses it"
 
 
 def _onnx(path: Path, tile: int | None, tiling: dict) -> ArrayModel:

@@ -9,6 +9,7 @@ needs the descriptor from the caller.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +81,21 @@ def read_descriptor(path: str | Path) -> ModelDescriptor:
         return ModelDescriptor.model_validate(json.loads(metadata[METADATA_KEY]))
     except (ValidationError, json.JSONDecodeError) as error:
         raise ModelLoadError(f"{path}: malformed restorekit descriptor: {error}") from None
+
+
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+"""Tensor names of batch-norm statistics: stored with the weights, not learned parameters."""
+
+
+def count_parameters(path: str | Path) -> int:
+    """Number of learned parameters in a safetensors file (batch-norm statistics excluded),
+    from the tensors' shapes alone."""
+    with safe_open(str(path), framework="pt") as handle:
+        return sum(
+            math.prod(handle.get_slice(name).get_shape())
+            for name in handle.keys()  # noqa: SIM118 - safe_open has no __iter__
+            if not name.endswith(BUFFER_SUFFIXES)
+        )
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
