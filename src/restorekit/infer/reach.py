@@ -22,16 +22,17 @@ import torch
 from torch import nn
 
 FIRST_PROBE = 128
-"""First probe length in input pixels (doubled while the gradient reaches the probe's border)."""
+"""First probe length in input pixels, at least 16 size multiples (doubled while the gradient
+reaches the probe's border)."""
 
 LONGEST_PROBE = 4096
 """Longest probe tried; a network that reaches further gets this length as its reach."""
 
-PROBE_DEPTH = 16
+PROBE_DEPTH = 8
 """Probe side on the other spatial axes (rounded up to the size multiple)."""
 
-PROBES = 4
-"""Random probes run together (half uniform in [0, 1], half normal): their gradients' union
+PROBES = 2
+"""Random probes run together (one uniform in [0, 1], one normal): their gradients' union
 counts, so that a path closed by an inactive ReLU on one probe is found on another."""
 
 
@@ -47,52 +48,48 @@ def measure_reach(
     ``net.eval()`` first). None when no input reaches the output at all (a constant network, or
     every path closed on every probe): the reach is then unknown.
     """
-    parameter = next(net.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.float32
     generator = torch.Generator().manual_seed(0)
+    depth = -(-PROBE_DEPTH // size_multiple) * size_multiple
     reach: int | None = None
     for axis in range(dims):
-        length = max(FIRST_PROBE, 4 * size_multiple)
+        length = max(FIRST_PROBE, 16 * size_multiple)
         while True:
             length = -(-length // size_multiple) * size_multiple
-            axis_reach, touches_border = _probe_axis(
-                net, in_channels, size_multiple, dims, net_scale, axis, length, generator,
-                device, dtype,
-            )  # fmt: skip
+            shape = [length if a == axis else depth for a in range(dims)]
+            found, touches_border = _probe_axis(
+                net, in_channels, shape, axis, size_multiple, net_scale, generator
+            )
             if not touches_border or length >= LONGEST_PROBE:
                 break
             length *= 2
-        if axis_reach is not None:
-            reach = max(reach or 0, axis_reach)
+        if found is not None:
+            reach = max(reach or 0, found)
     return reach
 
 
 def _probe_axis(
     net: nn.Module,
     in_channels: int,
-    size_multiple: int,
-    dims: int,
-    net_scale: int,
+    shape: list[int],
     axis: int,
-    length: int,
+    size_multiple: int,
+    net_scale: int,
     generator: torch.Generator,
-    device: torch.device,
-    dtype: torch.dtype,
 ) -> tuple[int | None, bool]:
-    """Reach along spatial ``axis`` on a probe of ``length`` pixels there (None: no gradient at
-    all), and whether the gradient reaches the probe's first or last pixel (then the probe was
-    too short)."""
-    shape = [-(-PROBE_DEPTH // size_multiple) * size_multiple] * dims
-    shape[axis] = length
+    """Reach along spatial ``axis`` on probes of spatial ``shape`` (None: no gradient at all),
+    and whether the gradient reaches the probe's first or last pixel along ``axis`` (then the
+    probe was too short)."""
+    parameter = next(net.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    dims, length = len(shape), shape[axis]
     uniform = torch.rand(PROBES // 2, in_channels, *shape, generator=generator)
     normal = 0.5 + 0.5 * torch.randn(PROBES // 2, in_channels, *shape, generator=generator)
-    probe = torch.cat([uniform, normal]).to(device, dtype)
-    probe.requires_grad_(True)
+    probe = torch.cat([uniform, normal]).to(device, dtype).requires_grad_(True)
     start = length // 2 // size_multiple * size_multiple  # the block starts on the pooling grid
     with torch.enable_grad():
         out = net(probe)
-        block = [slice(None), slice(None)] + [slice(None)] * dims
+        block: list[slice] = [slice(None)] * (2 + dims)
         block[2 + axis] = slice(start * net_scale, (start + size_multiple) * net_scale)
         selected = out[tuple(block)]
         signs = torch.randint(0, 2, selected.shape, generator=generator).to(selected) * 2 - 1
