@@ -74,6 +74,14 @@ def test_learning_rate_halves_at_20_40_60_80_percent():
     assert rates == [3e-4, 3e-4, 1.5e-4, 7.5e-5, 3.75e-5, 1.875e-5, 1.875e-5]
 
 
+def test_learning_rate_warms_up_linearly_then_follows_the_milestones():
+    cfg = load_config("ne2ne-gauss25", ["optim.warmup_steps=4"])
+    rates = [learning_rate(cfg, step, 100) for step in (1, 2, 4, 5, 21)]
+    assert rates == pytest.approx([7.5e-5, 1.5e-4, 3e-4, 3e-4, 1.5e-4])
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load_config("ne2ne-gauss25", ["optim.warmup_steps=-1"])
+
+
 def test_sections_without_a_kind_take_the_default_architecture_and_method():
     cfg = load_config({"model": {"features": 8}, "method": {"lambda2": 2.0}})
     assert cfg.model.arch == "unet-n2n" and cfg.model.features == 8

@@ -255,6 +255,13 @@ class OptimConfig(_Section):
         description="fractions of training after which the learning rate is multiplied by gamma",
     )
     gamma: float = Field(0.5, gt=0, le=1.0, description="learning-rate decay factor")
+    warmup_steps: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="steps over which the learning rate rises linearly from lr/warmup_steps to "
+        "lr (0: none); for fine-tuning from a checkpoint with a fresh optimiser",
+    )
 
     @field_validator("milestones")
     @classmethod

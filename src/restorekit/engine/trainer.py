@@ -56,9 +56,12 @@ class TrainResult:
 
 
 def learning_rate(config: Config, step: int, total_steps: int) -> float:
-    """Learning rate of step ``step`` (from 1): times ``gamma`` after each milestone fraction."""
-    passed = sum(step > m * total_steps for m in config.optim.milestones)
-    return config.optim.lr * config.optim.gamma**passed
+    """Learning rate of step ``step`` (from 1): times ``gamma`` after each milestone fraction,
+    and times ``step / warmup_steps`` during the warm-up."""
+    optim = config.optim
+    passed = sum(step > m * total_steps for m in optim.milestones)
+    warmup = min(1.0, step / optim.warmup_steps) if optim.warmup_steps else 1.0
+    return optim.lr * optim.gamma**passed * warmup
 
 
 @contextlib.contextmanager
