@@ -154,6 +154,20 @@ def test_every_shipped_model_exports_with_parity(name, tmp_path, astronaut):
 
 
 @pytest.mark.parametrize("model", shipped_models(), ids=lambda m: m.name)
+def test_every_shipped_speed_record_names_its_faster_backend(model):
+    """zoo/NAME/speed.json (read by --backend auto): both backends measured, the faster named,
+    the command that measured it kept; and the ONNX file carries the network's reach."""
+    speed = model.speed
+    assert speed is not None, f"measure it: python benchmarks/inference.py --model {model.name} "
+    rates = speed["megapixels_per_s"]
+    faster = "torch" if rates["channels_last"] > rates["onnxruntime"] else "onnxruntime"
+    assert model.measured_backend == faster and speed["image"] == "768x512"
+    assert "benchmarks/inference.py" in speed["command"] and "--record-zoo" in speed["command"]
+    onnx_model = load_onnx_model(model.onnx)
+    assert onnx_model.reach == load_model(model.name, device="cpu").reach > 0
+
+
+@pytest.mark.parametrize("model", shipped_models(), ids=lambda m: m.name)
 def test_every_shipped_model_ships_its_current_onnx_export(model, astronaut):
     """zoo/NAME/model.onnx: exported from zoo/NAME/model.safetensors (same SHA-256, same
     descriptor) and equal to PyTorch on a photograph."""

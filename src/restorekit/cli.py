@@ -14,6 +14,7 @@ from restorekit.errors import RestorekitError
 
 if TYPE_CHECKING:
     from restorekit.infer.array_model import ArrayModel
+    from restorekit.zoo import ZooModel
 
 device_option = click.option(
     "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."
@@ -546,7 +547,7 @@ def models(names: tuple[str, ...], details: bool) -> None:
     click.echo("details: restorekit models NAME (or --details); the how of each: its card.md")
 
 
-def _print_models_table(zoo_models: list) -> None:  # noqa: ANN001 - list[ZooModel]
+def _print_models_table(zoo_models: list[ZooModel]) -> None:
     """One row per shipped model: what it does, its network, its training, its figures."""
     from restorekit.nets.files import count_parameters, read_descriptor
 
@@ -569,7 +570,7 @@ def _print_models_table(zoo_models: list) -> None:  # noqa: ANN001 - list[ZooMod
         click.echo("  ".join([*padded, row[-1]]))
 
 
-def _describe_model(model) -> None:  # noqa: ANN001 - a ZooModel
+def _describe_model(model: ZooModel) -> None:
     """The long form of one shipped model for ``restorekit models NAME``."""
     from restorekit.infer.backends import onnx_status
     from restorekit.nets.files import read_descriptor
@@ -593,7 +594,7 @@ def _describe_model(model) -> None:  # noqa: ANN001 - a ZooModel
         click.echo(
             f"  CPU speed at {speed['image']}: PyTorch {rates['channels_last']:.3g} MP/s, "
             f"ONNX Runtime {rates['onnxruntime']:.3g} MP/s (--backend auto: "
-            f"{speed['fastest_cpu_backend']})"
+            f"{model.measured_backend})"
         )
     for bench, result in model.evaluations().items():
         click.echo(

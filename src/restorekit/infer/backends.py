@@ -1,10 +1,10 @@
 """Which backend runs a model: PyTorch or ONNX Runtime (``--backend auto|torch|onnx``).
 
 ``auto`` (the command line's default) takes the fastest measured path. ONNX Runtime is faster
-than PyTorch on the CPU for most models measured (``benchmarks/inference.py``: ne2ne-gauss25 at
-768 x 512, 0.67 MP/s against 0.57 for PyTorch with channels_last), but not for all (n2v-bsd68:
-PyTorch), so a shipped model's own measurement decides when it has one (``speed.json``, written
-by ``benchmarks/inference.py --record-zoo``). ``auto`` picks ONNX Runtime when
+than channels_last PyTorch on the CPU for most models measured by ``benchmarks/inference.py``,
+but not for all, so a shipped model's own measurement decides when it has one (``speed.json``,
+written by ``benchmarks/inference.py --record-zoo``; the figures are printed with the choice).
+``auto`` picks ONNX Runtime when
 
 * the model is an ``.onnx`` file, or a shipped model whose ``model.onnx`` is current (its
   ``weights_sha256`` metadata equals the SHA-256 of the shipped ``model.safetensors``),
@@ -108,8 +108,7 @@ def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> s
     zoo = _shipped_onnx(name)
     if zoo is None:
         return "not a shipped model with a model.onnx"
-    speed = zoo.speed
-    if speed and speed.get("fastest_cpu_backend") == "torch":
+    if zoo.measured_backend == "torch":
         return _measured(zoo)
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed: pip install 'restorekit[onnx]'"
@@ -170,8 +169,7 @@ def onnx_status(zoo: ZooModel) -> str:
     stale = _load_shipped_onnx(zoo, None, {})[1]
     if stale:
         return stale
-    speed = zoo.speed
-    if speed and speed.get("fastest_cpu_backend") == "torch":
+    if zoo.measured_backend == "torch":
         return (
             f"model.onnx ({size}), exported from these weights: --backend onnx uses it "
             "(auto takes PyTorch, measured faster for this model)"

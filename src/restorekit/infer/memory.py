@@ -22,6 +22,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from restorekit.infer.tiling import round_up
+
 TORCH_FACTOR = 1.15
 """Allowance over the measured activation peak for PyTorch's allocator (measured: 1.01-1.09x)."""
 
@@ -73,7 +75,7 @@ def measure_bytes_per_pixel(
     ``factor``; measured on a probe of about :data:`PROBE_SIDE` pixels a side, in the network's
     dtype, device and memory format (pass the network as inference will run it)."""
     side = PROBE_SIDE if dims == 2 else 16
-    side = -(-side // size_multiple) * size_multiple
+    side = round_up(side, size_multiple)
     parameter = next(net.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32

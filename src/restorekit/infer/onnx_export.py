@@ -41,6 +41,7 @@ import torch
 from restorekit.errors import RestorekitError
 from restorekit.infer.memory import ONNXRUNTIME_FACTOR, measure_bytes_per_pixel
 from restorekit.infer.model import RestorationModel, load_model
+from restorekit.infer.tiling import round_up
 from restorekit.io import atomic_write, sha256_file
 from restorekit.zoo import resolve_model
 
@@ -141,7 +142,7 @@ def export_onnx(
     data = graph.SerializeToString()
 
     size = ((CHECK_DEPTH,) if dims == 3 else ()) + CHECK_SIZE
-    shape = (1, descriptor.in_channels, *(-(-s // multiple) * multiple for s in size))
+    shape = (1, descriptor.in_channels, *(round_up(s, multiple) for s in size))
     low, high = descriptor.value_range
     x = np.random.default_rng(0).uniform(low, high, shape).astype(np.float32)
     if model.normalization is not None:  # what the network sees

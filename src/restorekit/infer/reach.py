@@ -21,12 +21,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from restorekit.infer.tiling import round_up
+
 FIRST_PROBE = 128
 """First probe length in input pixels, at least 16 size multiples (doubled while the gradient
 reaches the probe's border)."""
 
 LONGEST_PROBE = 4096
-"""Longest probe tried; a network that reaches further gets this length as its reach."""
+"""Longest probe tried; for a network that reaches further the reach seen on it (at most half
+its length) is returned, an underestimate."""
 
 PROBE_DEPTH = 8
 """Probe side on the other spatial axes (rounded up to the size multiple)."""
@@ -49,12 +52,12 @@ def measure_reach(
     every path closed on every probe): the reach is then unknown.
     """
     generator = torch.Generator().manual_seed(0)
-    depth = -(-PROBE_DEPTH // size_multiple) * size_multiple
+    depth = round_up(PROBE_DEPTH, size_multiple)
     reach: int | None = None
     for axis in range(dims):
         length = max(FIRST_PROBE, 16 * size_multiple)
         while True:
-            length = -(-length // size_multiple) * size_multiple
+            length = round_up(length, size_multiple)
             shape = [length if a == axis else depth for a in range(dims)]
             found, touches_border = _probe_axis(
                 net, in_channels, shape, axis, size_multiple, net_scale, generator

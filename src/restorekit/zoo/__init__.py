@@ -44,6 +44,12 @@ class ZooModel:
         path = self.folder / "speed.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
+    @property
+    def measured_backend(self) -> str | None:
+        """The faster CPU backend in :attr:`speed` ("torch" or "onnxruntime"), or None."""
+        speed = self.speed
+        return speed["fastest_cpu_backend"] if speed else None
+
     def evaluations(self) -> dict[str, dict[str, Any]]:
         """Measured figures, keyed by benchmark file name (e.g. ``kodak24-gauss25``)."""
         return {p.stem: json.loads(p.read_text()) for p in sorted(self.folder.glob("eval/*.json"))}
