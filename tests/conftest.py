@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,16 @@ from restorekit.configs import load_config
 from restorekit.io import write_image
 
 torch.set_num_threads(1)  # tests are small; one thread keeps them steady next to other work
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A per-session cache for the shipped models' ONNX exports: the user's is never touched."""
+    folder = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RESTOREKIT_CACHE", str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

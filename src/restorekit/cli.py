@@ -29,9 +29,9 @@ def _backend_option(condition: str):  # noqa: ANN202 - a click decorator
         type=click.Choice(["auto", "torch", "onnx"]),
         default="auto",
         show_default=True,
-        help="auto: ONNX Runtime for an .onnx file or a shipped model with a current "
-        "model.onnx that was measured faster than PyTorch, when onnxruntime is installed, on "
-        f"the CPU{condition}; "
+        help="auto: ONNX Runtime for an .onnx file or a shipped model that was measured faster "
+        "on it than on PyTorch (exported on first use into a per-user cache), when onnxruntime "
+        f"is installed, on the CPU{condition}; "
         "else torch. onnx: ONNX Runtime (an .onnx file or a shipped model). torch: PyTorch. "
         'The choice and why are printed first ("backend: ...").',
     )

@@ -6,17 +6,19 @@ but not for all, so a shipped model's own measurement decides when it has one (`
 written by ``benchmarks/inference.py --record-zoo``; the figures are printed with the choice).
 ``auto`` picks ONNX Runtime when
 
-* the model is an ``.onnx`` file, or a shipped model whose ``model.onnx`` is current (its
-  ``weights_sha256`` metadata equals the SHA-256 of the shipped ``model.safetensors``),
-* ONNX Runtime imports,
+* the model is an ``.onnx`` file, or a shipped model (its ONNX graph is exported from the
+  shipped weights on first use and cached, keyed by their SHA-256:
+  :mod:`restorekit.infer.onnx_cache`),
+* ONNX Runtime imports (and, until the export is cached, the ``onnx`` package),
 * the shipped model's ``speed.json``, if any, measured ONNX Runtime faster than PyTorch,
 * no option is given that ``auto`` leaves to PyTorch (self-ensemble / TTA, stacks: given by the
   caller as ``torch_options``) and the device is the CPU (``device`` None or "cpu"; with None,
   PyTorch would take a GPU when there is one, so a GPU also means PyTorch);
 
 else PyTorch. An ``.onnx`` file always runs on ONNX Runtime. ``torch`` and ``onnx`` force the
-backend; ``onnx`` raises an error that says why when it cannot (no ONNX file, a stale one, a
-device other than the CPU). Both backends share :class:`restorekit.infer.array_model.ArrayModel`.
+backend; ``onnx`` raises an error that says why when it cannot (not an ONNX file nor a shipped
+model, a missing package, a device other than the CPU). Both backends share
+:class:`restorekit.infer.array_model.ArrayModel`.
 """
 
 from __future__ import annotations
@@ -28,12 +30,11 @@ from pathlib import Path
 
 from restorekit.errors import ConfigError, ModelLoadError
 from restorekit.infer.array_model import ArrayModel
+from restorekit.infer.onnx_cache import cached_onnx, is_current, onnx_cache_path, why_no_export
 from restorekit.io.files import sha256_file
 from restorekit.zoo import ZooModel, shipped_model
 
 BACKENDS = ("auto", "torch", "onnx")
-REGENERATE = "python scripts/ship_model.py --onnx-only {name}"
-"""The command that rewrites a shipped model's ``model.onnx`` from its weights."""
 
 
 @dataclass(frozen=True)
@@ -77,25 +78,28 @@ def open_model(
             )
         if is_onnx_file:
             return Backend(_onnx(Path(name), tile, tiling), "onnxruntime", "an .onnx model file")
-        zoo = _shipped_onnx(name)
+        zoo = _shipped(name)
         if zoo is None:
             raise ModelLoadError(
-                f"{name}: the ONNX backend takes an .onnx file or a shipped model with a "
-                "model.onnx; export this model with `restorekit export` and pass the .onnx file"
+                f"{name}: the ONNX backend takes an .onnx file or a shipped model; export this "
+                "model with `restorekit export` and pass the .onnx file"
             )
-        model, stale = _load_shipped_onnx(zoo, tile, tiling)
-        if stale:
-            raise ModelLoadError(stale)
-        return Backend(model, "onnxruntime", "--backend onnx: shipped model.onnx")
+        model = _onnx(cached_onnx(zoo.weights), tile, tiling)
+        return Backend(model, "onnxruntime", "--backend onnx: the shipped model's ONNX export")
     if backend == "torch":
         return Backend(_torch(name, device, tile, tiling), "torch", "--backend torch")
     reason = _why_torch(name, device, torch_options)
     if reason is None:
-        zoo = _shipped_onnx(name)
+        zoo = _shipped(name)
         assert zoo is not None
-        model, reason = _load_shipped_onnx(zoo, tile, tiling)
-        if reason is None:
-            return Backend(model, "onnxruntime", f"shipped model.onnx, {_measured(zoo)}")
+        try:
+            model = _onnx(cached_onnx(zoo.weights), tile, tiling)
+        except ModelLoadError as error:  # e.g. an unwritable cache: PyTorch still runs it
+            reason = f"no ONNX export: {error}"
+        else:
+            return Backend(
+                model, "onnxruntime", f"the shipped model's ONNX export, {_measured(zoo)}"
+            )
     return Backend(_torch(name, device, tile, tiling), "torch", reason)
 
 
@@ -105,13 +109,17 @@ def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> s
         return f"{', '.join(torch_options)} given"
     if device not in (None, "cpu"):
         return f"--device {device}"
-    zoo = _shipped_onnx(name)
+    zoo = _shipped(name)
     if zoo is None:
-        return "not a shipped model with a model.onnx"
+        return "not a shipped model nor an .onnx file"
     if zoo.measured_backend == "torch":
         return _measured(zoo)
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed: pip install 'restorekit[onnx]'"
+    if not is_current(onnx_cache_path(zoo.weights), sha256_file(zoo.weights)):
+        missing = why_no_export()
+        if missing:
+            return f"no cached ONNX export and {missing}"
     if device is None:
         import torch
 
@@ -136,45 +144,26 @@ def _measured(zoo: ZooModel) -> str:
     )
 
 
-def _shipped_onnx(name: str) -> ZooModel | None:
-    """The shipped model ``name`` if it has a ``model.onnx`` (a local path is never shipped)."""
-    zoo = None if Path(name).exists() else shipped_model(name)
-    return zoo if zoo is not None and zoo.onnx.is_file() else None
-
-
-def _load_shipped_onnx(
-    zoo: ZooModel, tile: int | None, tiling: dict
-) -> tuple[ArrayModel, str | None]:
-    """The shipped ``model.onnx`` loaded, and why it does not hold the shipped weights (None
-    when it does: its ``weights_sha256`` is the SHA-256 of ``model.safetensors``)."""
-    model = _onnx(zoo.onnx, tile, tiling)
-    exported = getattr(model, "weights_sha256", None)
-    if exported == sha256_file(zoo.weights):
-        return model, None
-    return model, (
-        f"the shipped model.onnx of {zoo.name} was not exported from its model.safetensors "
-        f"(weights_sha256 {(exported or 'missing')[:12]}); regenerate it: "
-        + REGENERATE.format(name=zoo.name)
-    )
+def _shipped(name: str) -> ZooModel | None:
+    """The shipped model ``name`` (a local path is never a shipped model)."""
+    return None if Path(name).exists() else shipped_model(name)
 
 
 def onnx_status(zoo: ZooModel) -> str:
-    """A shipped model's ``model.onnx`` in words: current, stale (and the command that
-    regenerates it), missing, or unchecked (without ONNX Runtime)."""
-    if not zoo.onnx.is_file():
-        return f"no model.onnx; write it: {REGENERATE.format(name=zoo.name)}"
-    size = f"{zoo.onnx.stat().st_size / 1e6:.1f} MB"
-    if importlib.util.find_spec("onnxruntime") is None:
-        return f"model.onnx ({size}; not checked: onnxruntime is not installed)"
-    stale = _load_shipped_onnx(zoo, None, {})[1]
-    if stale:
-        return stale
-    if zoo.measured_backend == "torch":
-        return (
-            f"model.onnx ({size}), exported from these weights: --backend onnx uses it "
-            "(auto takes PyTorch, measured faster for this model)"
-        )
-    return f"model.onnx ({size}), exported from these weights: --backend auto uses it"
+    """A shipped model's ONNX export in words: cached (where), or made on first use."""
+    path = onnx_cache_path(zoo.weights)
+    use = (
+        "--backend onnx uses it (auto takes PyTorch, measured faster for this model)"
+        if zoo.measured_backend == "torch"
+        else "--backend auto uses it"
+    )
+    if path.is_file():
+        size = f"{path.stat().st_size / 1e6:.1f} MB"
+        return f"exported from these weights, cached at {path} ({size}); {use}"
+    missing = why_no_export()
+    if missing:
+        return f"not exported yet ({missing}); PyTorch runs it"
+    return f"exported from these weights on first use into {path.parent}; {use}"
 
 
 def _onnx(path: Path, tile: int | None, tiling: dict) -> ArrayModel:

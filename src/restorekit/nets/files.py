@@ -57,9 +57,21 @@ class ModelDescriptor(BaseModel):
         return 1 if self.upsample_input else self.scale
 
 
-def save_model(path: str | Path, net: nn.Module, descriptor: ModelDescriptor) -> None:
-    """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically."""
+def save_model(
+    path: str | Path,
+    net: nn.Module,
+    descriptor: ModelDescriptor,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically.
+
+    ``dtype`` (e.g. ``torch.float16``, as the zoo stores its models: half the bytes) converts
+    the floating-point tensors on the way; integer buffers are kept. Loading upcasts them to the
+    network's own dtype (float32), so a stored dtype never changes how the model runs.
+    """
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {METADATA_KEY: descriptor.model_dump_json()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
@@ -141,7 +153,7 @@ def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | P
         raise ModelLoadError(
             f"{source}: weights do not fit the architecture; " + "; ".join(problems)
         )
-    net.load_state_dict(tensors)
+    net.load_state_dict(tensors)  # copies into the network's tensors: float16 is upcast
 
 
 def load_state_except(

@@ -1,10 +1,10 @@
-"""Shipped models: one folder each, holding ``model.safetensors``, ``model.onnx`` (its ONNX export
-for the ONNX Runtime backend, carrying the SHA-256 of ``model.safetensors`` in its metadata),
-``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval --json`` on
-each benchmark set). ``python scripts/ship_model.py --onnx-only NAME`` regenerates the ONNX file
-after the weights change. ``speed.json`` (optional; written by ``python benchmarks/inference.py
---record-zoo``) holds the model's measured CPU speed on each backend and the faster one, which
-``--backend auto`` follows.
+"""Shipped models: one folder each, holding ``model.safetensors`` (float16 weights, upcast at
+load), ``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval
+--json`` on each benchmark set). Their ONNX graphs are not shipped: they are exported from the
+weights on first use into a per-user cache (:mod:`restorekit.infer.onnx_cache`).
+``speed.json`` (optional; written by ``python benchmarks/inference.py --record-zoo``) holds the
+model's measured CPU speed on each backend and the faster one, which ``--backend auto``
+follows.
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ class ZooModel:
     @property
     def weights(self) -> Path:
         return self.folder / "model.safetensors"
-
-    @property
-    def onnx(self) -> Path:
-        """The ONNX export of :attr:`weights` (may be missing)."""
-        return self.folder / "model.onnx"
 
     @property
     def card(self) -> Path:
