@@ -99,7 +99,7 @@ def test_denoise_command_reports_bad_input_without_traceback(model_path, tmp_pat
 
 def test_model_file_describes_itself(model_path):
     descriptor = read_descriptor(model_path)
-    assert descriptor.arch == "unet-n2n" and descriptor.size_multiple == 32
+    assert descriptor.arch == "unet-ne2ne" and descriptor.size_multiple == 32
     assert descriptor.noise == "gauss:25" and descriptor.method == "ne2ne"
     net, _ = load_model_file(model_path)
     assert isinstance(net, torch.nn.Module)

@@ -104,7 +104,7 @@ def test_run_writes_log_lines_tensorboard_and_best_checkpoint(photo_folder, tmp_
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
     descriptor = load_model(tmp_path / "run").descriptor  # a run folder loads as a model
-    assert descriptor.arch == "unet-n2n" and descriptor.training["step"] == 4
+    assert descriptor.arch == "unet-ne2ne" and descriptor.training["step"] == 4
 
 
 def test_too_few_images_for_a_batch_is_a_clear_error(photo_folder, tmp_path):
@@ -136,6 +136,7 @@ def test_short_ne2ne_run_on_a_real_image_lowers_the_error(tmp_path, astronaut):
     cfg = tiny_config(
         tmp_path / "data",
         **{
+            "model.arch": "unet-n2n",  # He init; the Ne2Ne authors' 0.1 x He needs ~1200 steps
             "model.features": 16,
             "train.batch_size": 4,
             "data.repeat": 1600,

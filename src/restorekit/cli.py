@@ -80,6 +80,11 @@ def main() -> None:
 )
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
 @click.option(
+    "--time-budget",
+    help="Train for this long (90s, 7m, 2h; same as --set train.time_budget=...): the number "
+    "of steps is fixed after a measured warm-up so that the schedule completes in time.",
+)
+@click.option(
     "--init-from",
     help="Start from these weights: a model file, run folder or shipped name (EDSR x3/x4: x2).",
 )
@@ -91,6 +96,7 @@ def train(
     out: Path | None,
     resume: Path | None,
     max_steps: int | None,
+    time_budget: str | None,
     init_from: str | None,
 ) -> None:
     """Train a model from a preset name or a YAML CONFIG (see `restorekit presets`)."""
@@ -104,6 +110,8 @@ def train(
         extra.append(f"data.val='{val}'")
     if init_from:
         extra.append(f"train.init_from='{init_from}'")
+    if time_budget:
+        extra.append(f"train.time_budget={time_budget}")
     if resume is not None:
         if config is not None:
             raise click.UsageError("with --resume, the config is read from the run folder")
@@ -521,6 +529,51 @@ def export(model_name: str, out: Path, opset: int) -> None:
     click.echo(
         f"wrote {result.path} (opset {result.opset}); ONNX Runtime matches PyTorch on a "
         f"{shape} input to {result.max_abs_diff:.2g} (max abs difference)"
+    )
+
+
+@main.command(name="import")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--arch",
+    type=click.Choice(["ne2ne-unet", "edsr-baseline", "edsr"]),
+    required=True,
+    help="Whose checkpoint: Neighbor2Neighbor's U-Net (model_*.pth), EDSR-PyTorch's "
+    "edsr_baseline_x* (res_scale 1) or edsr_x* (res_scale 0.1).",
+)
+@click.option(
+    "--scale", type=click.IntRange(min=1), help="Expected upscaling factor (checked; EDSR)."
+)
+@click.option(
+    "--rgb-range",
+    type=float,
+    help="EDSR-PyTorch's pixel range (default: from the checkpoint's mean shift, else 255).",
+)
+@click.option("--noise", help="Denoisers: the noise trained for (default: from the file name).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The restorekit model file to write (.safetensors).",
+)
+def import_(
+    checkpoint: Path,
+    arch: str,
+    scale: int | None,
+    rgb_range: float | None,
+    noise: str | None,
+    out: Path,
+) -> None:
+    """Convert an authors' published CHECKPOINT into a restorekit model file (read with
+    weights_only=True; see restorekit.nets.official); use it as `--model OUT`."""
+    from restorekit.nets.official import import_checkpoint
+
+    result = import_checkpoint(checkpoint, arch, out, scale, rgb_range, noise)
+    d = result.descriptor
+    what = f"upscales x{d.scale}" if d.task == "upscale" else f"denoises ({d.noise or 'noise ?'})"
+    click.echo(
+        f"wrote {result.path}: {d.arch} {d.arch_args}, {result.parameters:,} parameters; {what}"
     )
 
 

@@ -15,6 +15,7 @@ from restorekit.degrade.noise import parse_noise
 from restorekit.errors import ConfigError, ImageFormatError, NoiseSpecError
 from restorekit.io.axes import parse_axes
 from restorekit.methods.n2v_masking import box_side, parse_struct_mask
+from restorekit.units import parse_duration
 
 
 class _Section(BaseModel):
@@ -96,6 +97,15 @@ class UNetN2NConfig(_Section):
     features: int = Field(48, ge=4, le=512, description="encoder feature count")
 
 
+class UNetNe2NeConfig(_Section):
+    """The Neighbor2Neighbor authors' U-Net (their tensor names, so their checkpoints load)."""
+
+    arch: Literal["unet-ne2ne"] = "unet-ne2ne"
+    in_channels: int = Field(3, ge=1, le=4)
+    out_channels: int = Field(3, ge=1, le=4)
+    features: int = Field(48, ge=4, le=512, description="encoder feature count")
+
+
 class EDSRConfig(_Section):
     """EDSR super-resolution (baseline: 16 blocks, 64 features, res_scale 1)."""
 
@@ -147,7 +157,8 @@ class UNetCSBDeepConfig(_Section):
 
 
 ModelConfig = Annotated[
-    UNetN2NConfig | EDSRConfig | REDNetConfig | UNetCSBDeepConfig, Field(discriminator="arch")
+    UNetN2NConfig | UNetNe2NeConfig | EDSRConfig | REDNetConfig | UNetCSBDeepConfig,
+    Field(discriminator="arch"),
 ]
 
 
@@ -304,6 +315,17 @@ class TrainConfig(_Section):
     init_from: Path | None = Field(
         None, description="start from these weights (model file or run; EDSR x3/x4 from x2)"
     )
+    time_budget: float | None = Field(
+        None,
+        description="train for this long (seconds, or 90s / 7m / 2h): after a measured warm-up "
+        "the run fixes its number of steps so that the learning-rate schedule and the "
+        "regulariser's ramp complete within it (replaces train.epochs; null: off)",
+    )
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
 
 
 class Config(_Section):

@@ -45,6 +45,7 @@ class ResumeState:
     best_psnr: float
     optimizer: dict[str, Any]
     ema_note: str | None = None  # how a state without (or with an unwanted) average was resumed
+    plan: dict[str, int] | None = None  # total_steps and epochs, when a time budget fixed them
 
 
 def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -61,9 +62,10 @@ def save_checkpoint(
     step: int,
     best_psnr: float,
     ema: AveragedModel | None = None,
+    plan: dict[str, int] | None = None,
 ) -> None:
     """Write the resume point, then ``last.safetensors`` (``ema``'s averaged weights if given,
-    else ``net``'s)."""
+    else ``net``'s). ``plan``: the run's length when a time budget fixed it (kept on resume)."""
     weights, state = checkpoint_paths(run_dir)
     descriptor = descriptor.model_copy(update={"training": {**descriptor.training, "step": step}})
     payload = {
@@ -76,6 +78,8 @@ def save_checkpoint(
     }
     if ema is not None:
         payload["ema"] = {k: v.detach().cpu() for k, v in ema.state_dict().items()}
+    if plan is not None:
+        payload["plan"] = dict(plan)
     atomic_write(state, lambda tmp: torch.save(payload, tmp))
     save_model(weights, net if ema is None else ema.module, descriptor)
 
@@ -117,4 +121,11 @@ def load_checkpoint(run_dir: Path, net: nn.Module, ema: AveragedModel | None = N
             "it is dropped; validation and saved models now use the raw weights"
         )
     torch.set_rng_state(state["torch_rng"])
-    return ResumeState(state["epoch"], state["step"], state["best_psnr"], state["optimizer"], note)
+    return ResumeState(
+        state["epoch"],
+        state["step"],
+        state["best_psnr"],
+        state["optimizer"],
+        note,
+        state.get("plan"),
+    )

@@ -79,6 +79,15 @@ def any_rank(flag: bool, context: DistributedContext) -> bool:
     return bool(value.item())
 
 
+def from_main(value: float, context: DistributedContext) -> float:
+    """Rank 0's ``value`` on every rank (every rank must call this at the same step)."""
+    if not context.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
 def mean_over_ranks(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
     """Each value averaged over all processes (every rank must call this at the same step)."""
     if not context.enabled:

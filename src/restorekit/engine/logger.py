@@ -13,7 +13,9 @@ from tqdm import tqdm
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
+    def __init__(
+        self, run_dir: Path, total_steps: int | None, start_step: int, enabled: bool = True
+    ):
         self.enabled = enabled
         self.file = open(run_dir / "train.log", "a") if enabled else None  # noqa: SIM115
         self.writer = None

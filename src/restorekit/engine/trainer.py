@@ -1,11 +1,15 @@
 """The one training loop, shared by every method.
 
-Readable top to bottom: data, network, optimizer, resume, then epochs of steps. Each patch is a
+Readable top to bottom: :func:`train` starts a run (:func:`_start`: data, network, optimizer,
+resume, plan), loops over epochs of steps (:func:`_loop`, :func:`_train_epoch`, with the end of
+each epoch in :func:`_end_epoch`) and saves the final model (:func:`_finish`). Each patch is a
 function of (seed, epoch, position) and each sample's noise and masks of its own seed, so a
 resumed run repeats an uninterrupted one exactly, and N processes with a global batch B take the
 same steps as one process with batch B. The learning rate is multiplied by ``gamma`` once
-training passes each milestone fraction. With ``train.ema`` an exponential moving average of the
-weights is kept (``Stepper.ema``): validation and every saved model file use it.
+training passes each milestone fraction of the plan's steps. The plan is ``train.epochs`` epochs,
+or, with ``train.time_budget``, as many steps as the budget holds (:mod:`restorekit.engine.budget`).
+With ``train.ema`` an exponential moving average of the weights is kept (``Stepper.ema``):
+validation and every saved model file use it.
 
 Under torchrun every process runs this loop on its share of each global batch (DDP averages the
 gradients); only rank 0 logs, validates and writes checkpoints.
@@ -19,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -29,11 +34,12 @@ from restorekit.configs.schema import Config
 from restorekit.data import (
     EpochSampler,
 )
-from restorekit.degrade.noise import parse_noise
+from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine import distributed
+from restorekit.engine.budget import Plan, TimeBudget, is_final
 from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from restorekit.engine.logger import RunLogger
-from restorekit.engine.run_data import load_train_data
+from restorekit.engine.run_data import TrainData, load_train_data
 from restorekit.engine.run_data import steps_per_epoch as count_steps
 from restorekit.engine.step import Stepper
 from restorekit.engine.validation import validate
@@ -136,23 +142,127 @@ def train(
 
     Launched by torchrun, this joins the process group and trains with DDP.
     """
+    started = time.monotonic()
     context = distributed.setup()
     # On failure the group is left as it is: destroying it while a peer is dead or mid-collective
     # can hang, and the error must reach the user. The process is ending anyway.
-    result = _train(config, Path(run_dir), context, resume, max_steps, command)
+    run = _start(config, Path(run_dir), context, resume, command, started)
+    stopped = _loop(run, max_steps)
+    result = _finish(run, stopped, time.monotonic() - started)
     distributed.teardown(context)
     return result
 
 
-def _train(
+@dataclass
+class _Run:
+    """A run in progress: what :func:`_start` built, and where training stands."""
+
+    cfg: Config
+    run_dir: Path
+    context: distributed.DistributedContext
+    stepper: Stepper
+    data: TrainData
+    noise: NoiseModel | None  # validation's
+    descriptor: ModelDescriptor
+    log: RunLogger
+    steps_per_epoch: int
+    plan: Plan
+    budget: TimeBudget | None  # set until the time budget has fixed the plan
+    plan_from_budget: bool = False  # then checkpoints carry the plan, and resuming keeps it
+    validates: bool = False  # whether the budget's plan counts validations
+    step: int = 0
+    best_psnr: float = float("-inf")
+    validations: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.context.is_main
+
+    def overhead(self, kind: str) -> contextlib.AbstractContextManager[None]:
+        """Around validations and checkpoints (``kind``): timed apart from the steps by a time
+        budget's warm-up."""
+        return self.budget.excluded(kind) if self.budget else contextlib.nullcontext()
+
+    def checkpoint(self, epoch: int) -> None:
+        if self.main:
+            save_checkpoint(
+                self.run_dir,
+                self.stepper.model,
+                self.descriptor,
+                self.stepper.optimizer,
+                epoch,
+                self.step,
+                self.best_psnr,
+                self.stepper.ema,
+                self.plan.as_dict() if self.plan_from_budget else None,
+            )
+
+
+def _start(
     cfg: Config,
     run_dir: Path,
     context: distributed.DistributedContext,
     resume: bool,
-    max_steps: int | None,
     command: str,
-) -> TrainResult:
-    tc, main = cfg.train, context.is_main
+    started: float,
+) -> _Run:
+    """Check and record the run, build its pieces, resume or initialise, write the first line."""
+    _record(cfg, run_dir, resume, command, context.is_main)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    stepper = Stepper.from_config(cfg, context)
+    noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
+    data = load_train_data(cfg, noise, stepper.method.task)
+    steps_per_epoch = count_steps(cfg, data.n_images, context.world_size)
+    descriptor = describe(
+        cfg, stepper.model, run_dir, command, stepper.method.task, data.normalization
+    )
+    state = load_checkpoint(run_dir, stepper.model, stepper.ema) if resume else None
+    if state is not None:
+        stepper.optimizer.load_state_dict(state.optimizer)
+    plan = Plan(**state.plan) if state and state.plan else None
+    budget = None
+    if plan is None and cfg.train.time_budget is not None:
+        plan = Plan.open_ended(steps_per_epoch)  # until the warm-up has measured the steps
+        budget = TimeBudget(cfg.train.time_budget, started)
+    elif plan is None:
+        plan = Plan.from_epochs(cfg.train.epochs, steps_per_epoch)
+    step = state.step if state else 0
+    log = RunLogger(run_dir, None if budget else plan.total_steps, step, enabled=context.is_main)
+    run = _Run(
+        cfg,
+        run_dir,
+        context,
+        stepper,
+        data,
+        noise,
+        descriptor,
+        log,
+        steps_per_epoch,
+        plan,
+        budget,
+        plan_from_budget=bool(state and state.plan),
+        step=step,
+        best_psnr=state.best_psnr if state else float("-inf"),
+    )
+    log.line(_first_line(run, resume))
+    if state and state.ema_note:
+        log.line(state.ema_note)
+    if run.plan_from_budget:
+        log.line(f"resumed with the plan its time budget fixed: {plan.total_steps} steps")
+    if cfg.train.init_from is not None and not resume:
+        source = resolve_model(cfg.train.init_from)
+        loaded, skipped = init_from_model_file(stepper.model, cfg.model.arch, source)
+        log.line(
+            f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
+            f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
+        )
+    return run
+
+
+def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) -> None:
+    """Refuse to start over a run; write config.yaml (what ``--resume`` reads: overrides given
+    when resuming are kept) and append the command to commands.log."""
     if not cfg.data.train:
         raise ConfigError("no training data: set data.train in the config or pass --data DIR")
     if not resume and checkpoint_paths(run_dir)[1].exists():
@@ -160,169 +270,245 @@ def _train(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
             "or pick another --out"
         )
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        # config.yaml is what a later --resume reads: overrides given when resuming are kept.
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
         with open(run_dir / "commands.log", "a") as log_file:
             log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
 
-    # Network, optimizer, method; data.
-    stepper = Stepper.from_config(cfg, context)
-    model, optimizer = stepper.model, stepper.optimizer
-    averaged = stepper.averaged  # what validation and model files use: ``model`` or its average
-    noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
-    task = stepper.method.task
-    data = load_train_data(cfg, noise, task)
-    steps_per_epoch = count_steps(cfg, data.n_images, context.world_size)
-    local_batch = tc.batch_size // context.world_size
-    descriptor = describe(cfg, model, run_dir, command, task, data.normalization)
 
-    step, best_psnr = 0, float("-inf")
-    if resume:
-        state = load_checkpoint(run_dir, model, stepper.ema)
-        optimizer.load_state_dict(state.optimizer)
-        step, best_psnr = state.step, state.best_psnr
-    total_steps = tc.epochs * steps_per_epoch
-    stop_at = min(total_steps, max_steps) if max_steps else total_steps
-    log = RunLogger(run_dir, stop_at, step, enabled=main)
-    depth = f"{cfg.data.patch_depth}x" if cfg.data.patch_depth else ""
-    once = " added once" if cfg.data.noise_once else ""
-    log.line(
-        f"restorekit {__version__}: {cfg.method.name} on {data.n_images} images "
-        f"({steps_per_epoch} steps/epoch, {tc.epochs} epochs, global batch {tc.batch_size} = "
+def _first_line(run: _Run, resume: bool) -> str:
+    """What the run trains, on what, how long and where."""
+    cfg, tc, context = run.cfg, run.cfg.train, run.context
+    local_batch = tc.batch_size // context.world_size
+    if run.stepper.method.task == "upscale":
+        what = sr_summary(cfg)
+    else:
+        depth = f"{cfg.data.patch_depth}x" if cfg.data.patch_depth else ""
+        once = " added once" if cfg.data.noise_once else ""
+        what = f"patch {depth}{cfg.data.patch_size}, noise {cfg.noise}{once}"
+    length = f"{run.plan.epochs} epochs"
+    if run.budget is not None:
+        length = f"time budget {tc.time_budget:g} s: steps fixed after a measured warm-up"
+    return (
+        f"restorekit {__version__}: {cfg.method.name} on {run.data.n_images} images "
+        f"({run.steps_per_epoch} steps/epoch, {length}, global batch {tc.batch_size} = "
         f"{context.world_size} process(es) x {local_batch // tc.accumulate} x {tc.accumulate} "
-        + (
-            f"accumulation, {sr_summary(cfg)})"
-            if task == "upscale"
-            else f"accumulation, patch {depth}{cfg.data.patch_size}, noise {cfg.noise}{once})"
-        )
-        + f" on {context.device}"
-        + (f"; resumed at step {step}" if resume else "")
+        f"accumulation, {what}) on {context.device}"
+        + (f"; resumed at step {run.step}" if resume else "")
         + (f"; weight average (EMA) with decay {tc.ema}" if tc.ema is not None else "")
     )
-    if resume and state.ema_note:
-        log.line(state.ema_note)
-    if tc.init_from is not None and not resume:
-        source = resolve_model(tc.init_from)
-        loaded, skipped = init_from_model_file(model, cfg.model.arch, source)
-        log.line(
-            f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
-            f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
-        )
 
-    def checkpoint(epoch: int) -> None:
-        if main:
-            save_checkpoint(
-                run_dir, model, descriptor, optimizer, epoch, step, best_psnr, stepper.ema
-            )
 
-    started, validations, stopped = time.time(), 0, None
-    tick, tick_step = time.time(), step
+def _loop(run: _Run, max_steps: int | None) -> str | None:
+    """Epochs of steps until the plan (or ``max_steps``) is done or a stop is requested;
+    returns the stop request's name, or None."""
     with _stop_requests() as stop_requests:
-        for epoch in range(step // steps_per_epoch + 1, tc.epochs + 1):
-            if step >= stop_at or stopped:
-                break
-            position = (step - (epoch - 1) * steps_per_epoch) * tc.batch_size
-            sampler = EpochSampler(
-                data.n_images,
-                cfg.data.repeat,
-                tc.seed,
-                epoch,
-                position,
-                context.rank,
-                context.world_size,
-                local_batch,
-            )
-            loader = DataLoader(
-                data.dataset,
-                local_batch,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=cfg.data.workers,
-                pin_memory=context.device.type == "cuda",
-            )
-            for sample in loader:
-                step += 1
-                lr = learning_rate(cfg, step, total_steps)
-                try:
-                    out = stepper.step(sample, Progress(epoch, tc.epochs, step), lr)
-                    stop = distributed.any_rank(bool(stop_requests), context)
-                except RuntimeError as error:
-                    if not context.enabled:
-                        raise
-                    raise RestorekitError(
-                        f"training process {context.rank}: the process group failed at step "
-                        f"{step} ({str(error).splitlines()[0]}); another process probably died. "
-                        f"Continue from the last checkpoint with --resume {run_dir}"
-                    ) from None
-                log.advance(out.parts["loss"])
+        while True:
+            stop_at = min(run.plan.total_steps, max_steps or run.plan.total_steps)
+            if run.step >= stop_at:
+                return None
+            epoch = run.step // run.steps_per_epoch + 1
+            stopped = _train_epoch(run, epoch, max_steps, stop_requests)
+            if stopped is not None:
+                return stopped
+            _end_epoch(run, epoch)
 
-                if step % tc.log_every == 0:
-                    rate = (step - tick_step) * tc.batch_size / max(time.time() - tick, 1e-9)
-                    tick, tick_step = time.time(), step
-                    parts = distributed.mean_over_ranks(out.parts, context)
-                    log.line(
-                        f"epoch[{epoch}], iter[{step}], loss:{parts['loss']:.6f}, "
-                        f"{rate:.1f} imgs/sec, lr:{lr:.2e}"
-                    )
-                    log.scalars(step, {**parts, "lr": lr, "imgs_per_sec": rate}, "train")
-                if step % tc.checkpoint_every == 0:
-                    checkpoint(epoch)
-                if stop or step >= stop_at:
-                    stopped = (stop_requests or ["a stop request"])[0] if stop else None
-                    break
 
-            epoch_done = step == epoch * steps_per_epoch
-            validate_now = epoch % tc.val_every == 0 or epoch == tc.epochs
-            if main and data.val_images and epoch_done and validate_now:
-                scores, sample_out = validate(
-                    averaged,
-                    data.val_images,
-                    data.val_names,
-                    noise,
-                    tc.channels_last,
-                    tc.seed,
-                    task,
-                    cfg.data.scales or [1],
-                )
-                log.scalars(step, scores, "val")
-                before = "bicubic" if task == "upscale" else "noisy"
-                per_scale = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "_x" in k)
-                log.line(
-                    f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, "
-                    f"SSIM {scores['ssim']:.4f} ({before} {scores['psnr_in']:.4f} dB)"
-                    + (f"; {per_scale}" if per_scale else "")
-                )
-                if validations % tc.image_every == 0:
-                    tag = "upscaled" if task == "upscale" else "denoised"
-                    log.image(step, f"val/{tag}", sample_out)
-                validations += 1
-                if scores["psnr"] > best_psnr:
-                    best_psnr = scores["psnr"]
-                    val = {"data": str(cfg.data.val), **scores}
-                    training = {**descriptor.training, "step": step, "epoch": epoch, "val": val}
-                    best = descriptor.model_copy(update={"training": training})
-                    save_model(run_dir / "checkpoints" / "best.safetensors", averaged, best)
-            if main and data.val_patches is not None and epoch_done and validate_now:
-                val_loss = stepper.evaluate(data.val_patches, Progress(epoch, tc.epochs, step))
-                log.scalars(step, {"loss": val_loss}, "val")
-                log.line(f"validation epoch[{epoch}]: held-out loss {val_loss:.6f}")
-            checkpoint(epoch + 1 if epoch_done else epoch)
+def _train_epoch(
+    run: _Run, epoch: int, max_steps: int | None, stop_requests: list[str]
+) -> str | None:
+    """The steps of ``epoch`` from where the run stands, up to the epoch's end, the plan's end
+    or ``max_steps``; returns the stop request's name if one came, else None."""
+    cfg, context, spe = run.cfg, run.context, run.steps_per_epoch
+    local_batch = cfg.train.batch_size // context.world_size
+    position = (run.step - (epoch - 1) * spe) * cfg.train.batch_size
+    sampler = EpochSampler(
+        run.data.n_images,
+        cfg.data.repeat,
+        cfg.train.seed,
+        epoch,
+        position,
+        context.rank,
+        context.world_size,
+        local_batch,
+    )
+    loader = DataLoader(
+        run.data.dataset,
+        local_batch,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.data.workers,
+        pin_memory=context.device.type == "cuda",
+    )
+    tick = (time.monotonic(), run.step)
+    for sample in loader:
+        run.step += 1
+        lr = learning_rate(cfg, run.step, run.plan.total_steps)
+        progress = Progress(epoch, run.plan.epochs, run.step)
+        stop, parts = _step(run, sample, progress, lr, stop_requests)
+        if run.step % cfg.train.log_every == 0:
+            tick = _log_step(run, epoch, lr, tick, parts)
+        if run.step % cfg.train.checkpoint_every == 0:
+            with run.overhead("checkpoint"):
+                run.checkpoint(epoch)
+        if run.budget is not None and distributed.from_main(
+            float(run.budget.step_done(run.step)), context
+        ):
+            _fix_plan(run, epoch)
+        if stop:
+            _end_epoch(run, epoch)
+            return (stop_requests or ["a stop request"])[0]
+        if run.step >= min(run.plan.total_steps, max_steps or run.plan.total_steps):
+            break
+    return None
 
-    wall = time.time() - started
-    log.line(f"stopped at step {step} after {wall:.0f} s" + (f" ({stopped})" if stopped else ""))
-    log.close()
+
+def _step(
+    run: _Run, sample: dict, progress: Progress, lr: float, stop_requests: list[str]
+) -> tuple[bool, dict[str, float]]:
+    """One optimizer step; returns whether any process was asked to stop, and the loss parts."""
+    try:
+        out = run.stepper.step(sample, progress, lr)
+        stop = distributed.any_rank(bool(stop_requests), run.context)
+    except RuntimeError as error:
+        if not run.context.enabled:
+            raise
+        raise RestorekitError(
+            f"training process {run.context.rank}: the process group failed at step "
+            f"{run.step} ({str(error).splitlines()[0]}); another process probably died. "
+            f"Continue from the last checkpoint with --resume {run.run_dir}"
+        ) from None
+    run.log.advance(out.parts["loss"])
+    return stop, out.parts
+
+
+def _log_step(
+    run: _Run, epoch: int, lr: float, tick: tuple[float, int], parts: dict[str, float]
+) -> tuple[float, int]:
+    """The step's log line and TensorBoard scalars; returns the new rate-measuring tick."""
+    now = time.monotonic()
+    rate = (run.step - tick[1]) * run.cfg.train.batch_size / max(now - tick[0], 1e-9)
+    parts = distributed.mean_over_ranks(parts, run.context)
+    run.log.line(
+        f"epoch[{epoch}], iter[{run.step}], loss:{parts['loss']:.6f}, "
+        f"{rate:.1f} imgs/sec, lr:{lr:.2e}"
+    )
+    run.log.scalars(run.step, {**parts, "lr": lr, "imgs_per_sec": rate}, "train")
+    return now, run.step
+
+
+def _fix_plan(run: _Run, epoch: int) -> None:
+    """(Re)plan a time-budgeted run (see :mod:`restorekit.engine.budget`): at the end of the
+    warm-up after timing a validation and a checkpoint, later from all timings so far; every
+    process gets rank 0's plan. The plan becomes final once its first milestone is near."""
+    budget, tc = run.budget, run.cfg.train
+    assert budget is not None
+    first = not run.plan_from_budget
+    if first:
+        with budget.excluded("validation"):
+            validates = _validate(run, epoch)
+        with budget.excluded("checkpoint"):
+            run.checkpoint(epoch)
+        run.validates = validates
+    costs = budget.costs(run.step)
+    plan = budget.plan(
+        run.step, costs, run.steps_per_epoch, tc.val_every, tc.checkpoint_every, run.validates
+    )
+    total = int(distributed.from_main(float(plan.total_steps), run.context))
+    run.plan, run.plan_from_budget = Plan.from_steps(total, run.steps_per_epoch), True
+    final = is_final(run.plan, run.step, run.cfg.optim.milestones)
+    if final:
+        run.budget = None
+    run.log.bar.total = run.plan.total_steps
+    run.log.line(
+        f"time budget {tc.time_budget:g} s: {costs.per_step:.3f} s/step measured (validation "
+        f"{costs.validation:.2f} s, checkpoint {costs.checkpoint:.2f} s): "
+        f"{run.plan.total_steps} steps in all ({run.plan.epochs} epoch(s)); "
+        + ("schedule fixed" if final else "measured again as it goes, until the first milestone")
+    )
+    run.checkpoint(epoch)  # the plan travels with the resume point
+
+
+def _end_epoch(run: _Run, epoch: int) -> None:
+    """Validation (every ``val_every`` epochs and at the last), the held-out loss of stacks,
+    and the resume checkpoint."""
+    epoch_done = run.step == epoch * run.steps_per_epoch
+    last = run.step == run.plan.total_steps
+    if (epoch_done or last) and (epoch % run.cfg.train.val_every == 0 or last):
+        with run.overhead("validation"):
+            _validate(run, epoch)
+    with run.overhead("checkpoint"):
+        run.checkpoint(epoch + 1 if epoch_done else epoch)
+
+
+def _validate(run: _Run, epoch: int) -> bool:
+    """Validate (rank 0) on the clean images and, for stacks, the held-out patches; log; keep
+    the best model. Returns whether there was anything to validate on."""
+    data = run.data
+    if not run.main or (not data.val_images and data.val_patches is None):
+        return False
+    if data.val_images:
+        _validate_images(run, epoch)
+    if data.val_patches is not None:
+        val_loss = run.stepper.evaluate(
+            data.val_patches, Progress(epoch, run.plan.epochs, run.step)
+        )
+        run.log.scalars(run.step, {"loss": val_loss}, "val")
+        run.log.line(f"validation epoch[{epoch}]: held-out loss {val_loss:.6f}")
+    return True
+
+
+def _validate_images(run: _Run, epoch: int) -> None:
+    """PSNR/SSIM by the task's protocol; a sample image now and then; the best model."""
+    data, tc, task = run.data, run.cfg.train, run.stepper.method.task
+    scores, sample_out = validate(
+        run.stepper.averaged,
+        data.val_images,
+        data.val_names,
+        run.noise,
+        tc.channels_last,
+        tc.seed,
+        task,
+        run.cfg.data.scales or [1],
+    )
+    run.log.scalars(run.step, scores, "val")
+    before = "bicubic" if task == "upscale" else "noisy"
+    per_scale = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "_x" in k)
+    run.log.line(
+        f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, SSIM {scores['ssim']:.4f} "
+        f"({before} {scores['psnr_in']:.4f} dB)" + (f"; {per_scale}" if per_scale else "")
+    )
+    if run.validations % tc.image_every == 0:
+        tag = "upscaled" if task == "upscale" else "denoised"
+        run.log.image(run.step, f"val/{tag}", sample_out)
+    run.validations += 1
+    if scores["psnr"] > run.best_psnr:
+        run.best_psnr = scores["psnr"]
+        val = {"data": str(run.cfg.data.val), **scores}
+        _save(run, run.run_dir / "checkpoints" / "best.safetensors", {"epoch": epoch, "val": val})
+
+
+def _save(run: _Run, path: Path, facts: dict[str, Any]) -> None:
+    """Save the averaged (or plain) network with the descriptor, its step and ``facts``."""
+    training = {**run.descriptor.training, "step": run.step, **facts}
+    save_model(path, run.stepper.averaged, run.descriptor.model_copy(update={"training": training}))
+
+
+def _finish(run: _Run, stopped: str | None, wall: float) -> TrainResult:
+    """The last line; the final model (or, after a stop request, the error that says how to
+    resume)."""
+    run.log.line(
+        f"stopped at step {run.step} after {wall:.0f} s" + (f" ({stopped})" if stopped else "")
+    )
+    run.log.close()
     if stopped:
         raise TrainingInterrupted(
-            f"training interrupted by {stopped} at step {step}; checkpoint saved: "
-            f"continue with `restorekit train --resume {run_dir}`"
+            f"training interrupted by {stopped} at step {run.step}; checkpoint saved: "
+            f"continue with `restorekit train --resume {run.run_dir}`"
         )
-    training = {**descriptor.training, "step": step, "wall_time_s": round(wall, 1)}
-    model_path = run_dir / "model.safetensors"
-    if main:
-        save_model(model_path, averaged, descriptor.model_copy(update={"training": training}))
-    distributed.barrier(context)
-    return TrainResult(run_dir, step, best_psnr, model_path)
+    model_path = run.run_dir / "model.safetensors"
+    if run.main:
+        _save(run, model_path, {"wall_time_s": round(wall, 1)})
+    distributed.barrier(run.context)
+    return TrainResult(run.run_dir, run.step, run.best_psnr, model_path)

@@ -1,4 +1,6 @@
-"""Reading and writing images: PNG, JPEG, BMP (Pillow) and TIFF (tifffile).
+"""Reading and writing images: PNG, JPEG, BMP, WebP (Pillow) and TIFF (tifffile).
+
+WebP is written lossless (8-bit only).
 
 Conventions:
 
@@ -33,17 +35,22 @@ from PIL import ImageOps
 from restorekit.errors import ImageFormatError, ImageReadError
 from restorekit.io.files import atomic_write
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 _FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
     ".bmp": "BMP",
+    ".webp": "WEBP",
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
-_PILLOW_FORMATS = ["PNG", "JPEG", "BMP"]
+_PILLOW_FORMATS = ["PNG", "JPEG", "BMP", "WEBP"]
+_WRITE_OPTIONS: dict[str, dict[str, object]] = {
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "WEBP": {"lossless": True, "quality": 100, "method": 4, "exact": True},
+}
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _SUPPORTED = ", ".join(IMAGE_EXTENSIONS)
@@ -55,7 +62,8 @@ class Image:
     """A decoded image.
 
     ``array`` is H x W x C (C = 1 gray or 3 RGB) in the file's dtype: uint8, uint16 or float32.
-    ``alpha`` is H x W with the same dtype, or None. ``format`` is "PNG", "JPEG", "BMP" or "TIFF".
+    ``alpha`` is H x W with the same dtype, or None. ``format`` is "PNG", "JPEG", "BMP",
+    "WEBP" or "TIFF".
     """
 
     array: np.ndarray
@@ -97,7 +105,7 @@ def array_to_float(array: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> Image:
-    """Read a PNG, JPEG, BMP or TIFF file into an :class:`Image` (see the module conventions).
+    """Read a PNG, JPEG, BMP, WebP or TIFF file into an :class:`Image` (see the module conventions).
 
     Raises ImageReadError for missing, empty, unreadable or truncated files and unsupported
     extensions; ImageFormatError for readable images that do not fit (channels, dtype, NaN, 3D).
@@ -290,7 +298,8 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
 
     dtype uint8 goes to any format; uint16 to TIFF, or PNG when gray without alpha; float32 to
     TIFF only. ``alpha`` (H x W, same dtype) is stored in PNG and TIFF and dropped with a
-    warning for JPEG and BMP. JPEG is written at quality 95 without chroma subsampling.
+    warning for JPEG and BMP. JPEG is written at quality 95 without chroma subsampling, WebP
+    lossless.
     Parent folders are created; the file is written to a temporary file in the same folder,
     then renamed over ``path``, so a crash never leaves a half-written image.
     """
@@ -315,8 +324,7 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
             _write_tiff(tmp, pixels, has_alpha=alpha is not None)
         else:
             image = PILImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-            options = {"quality": 95, "subsampling": 0} if kind == "JPEG" else {}
-            image.save(tmp, format=kind, **options)
+            image.save(tmp, format=kind, **_WRITE_OPTIONS.get(kind, {}))
 
     atomic_write(path, write)
 

@@ -8,6 +8,9 @@ Registered names and their ``build_net`` keyword arguments:
 
 - ``unet-n2n``: the Noise2Noise U-Net (``in_channels=3``, ``out_channels=3``, ``features=48``);
   size_multiple 32.
+- ``unet-ne2ne``: the Neighbor2Neighbor authors' U-Net, with their tensor names, so their
+  checkpoints load directly (``in_channels=3``, ``out_channels=3``, ``features=48``: 1,259,475
+  parameters); transposed-convolution upsampling, leaky ReLU 0.2; size_multiple 32.
 - ``edsr``: EDSR super-resolution (``scale=2`` in {2, 3, 4}, ``n_blocks=16``, ``features=64``,
   ``res_scale=1.0``, ``in_channels=3`` in {1, 3}). The paper's large model is
   ``n_blocks=32, features=256, res_scale=0.1``. Output is ``scale`` times larger.
@@ -32,9 +35,11 @@ from restorekit.nets.edsr import EDSR
 from restorekit.nets.rednet import REDNet
 from restorekit.nets.unet_csbdeep import UNetCSBDeep
 from restorekit.nets.unet_n2n import UNetN2N
+from restorekit.nets.unet_ne2ne import UNetNe2Ne
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "unet-n2n": UNetN2N,
+    "unet-ne2ne": UNetNe2Ne,
     "edsr": EDSR,
     "rednet": REDNet,
     "unet-csbdeep": UNetCSBDeep,
@@ -55,4 +60,4 @@ def build_net(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(f"bad arguments for architecture {name!r}: {error}") from None
 
 
-__all__ = ["EDSR", "NETS", "REDNet", "UNetCSBDeep", "UNetN2N", "build_net"]
+__all__ = ["EDSR", "NETS", "REDNet", "UNetCSBDeep", "UNetN2N", "UNetNe2Ne", "build_net"]
