@@ -14,8 +14,9 @@ Machines are noisy (other work starts and stops), so the plan is measured again,
 timings so far, each time another tenth of the budget has passed, as long as the first
 learning-rate milestone is still ahead (the learning rate is constant until then, so no step
 already taken would have seen another rate); once it is within reach (:data:`FREEZE_AT` of the
-way), the plan is final. Steps are timed apart from validations and checkpoints, which are
-costed at the median of their timings (the first of each pays one-off costs and is left out
+way), the plan is final. Steps are timed apart from validations and checkpoints, over the
+later half of the steps so far (the first ones still warm caches); validations and checkpoints
+are costed at the median of their timings (the first of each pays one-off costs and is left out
 once there are others).
 
 The plan is stored in every checkpoint after it is first fixed: a resumed run keeps it as final
@@ -87,6 +88,7 @@ class TimeBudget:
         self.started = time.monotonic() if started is None else started
         self._first_step: tuple[int, float] | None = None  # (step, time) after the first step
         self._excluded = 0.0  # seconds of validations and checkpoints since then
+        self._marks: list[tuple[int, float]] = []  # (step, its end on the clock of steps alone)
         self._durations: dict[str, list[float]] = {}
         self._next_plan_at: float | None = None  # elapsed seconds; None: before the first plan
 
@@ -122,6 +124,7 @@ class TimeBudget:
         if self._first_step is None:
             self._first_step = (step, now)  # the first step pays one-off costs: not timed
             return False
+        self._marks.append((step, now - self._excluded))
         if self._next_plan_at is not None:
             return self.elapsed() >= self._next_plan_at
         timed = step - self._first_step[0]
@@ -129,11 +132,15 @@ class TimeBudget:
         return timed >= MIN_TIMED_STEPS and long_enough
 
     def seconds_per_step(self, step: int) -> float:
-        """Mean duration of the steps timed so far (after the first, validations and
-        checkpoints left out), up to ``step``."""
+        """Mean duration of the later half of the steps timed so far (the first ones still
+        warm caches and allocators; validations and checkpoints left out)."""
         assert self._first_step is not None
-        first, at = self._first_step
-        return (time.monotonic() - at - self._excluded) / max(step - first, 1)
+        marks = [self._first_step, *self._marks]
+        (first, start), (last, end) = marks[len(marks) // 2], marks[-1]
+        if last == first:
+            first, start = self._first_step
+            end = time.monotonic() - self._excluded
+        return (end - start) / max(last - first, 1)
 
     def costs(self, step: int) -> Costs:
         """What a step, a validation and a checkpoint cost, from every timing so far."""

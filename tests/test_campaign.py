@@ -1,0 +1,74 @@
+"""scripts/gpu_campaign.py: the one-command GPU window, checked on the CPU (--dry-run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from restorekit import load_model
+from restorekit.io import read_image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_campaign.py"
+
+
+def _campaign_module():
+    spec = importlib.util.spec_from_file_location("gpu_campaign", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_goes_through_every_stage_and_leaves_at_most_8_files(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "run", "--dry-run", "--out", str(out), "--minutes", "0.6"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and all(p.is_file() for p in out.iterdir()), files
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["environment"]["torch"] and summary["gpu_tests"]["exit_code"] in (0, 5)
+    methods = summary["throughput"]["methods"]
+    assert set(methods) == {"ne2ne", "n2v", "edsr-baseline-x2"}
+    assert methods["ne2ne"]["bf16"]["images_per_s"] > 0 and methods["ne2ne"]["gflop_per_step"] > 0
+    training = summary["training"]
+    assert training["target"] == "ne2ne-gauss25" and training["steps"] > 0
+    model = load_model(out / "model.safetensors", device="cpu")
+    assert model.descriptor.arch == "unet-ne2ne" and model.descriptor.training["step"] > 0
+    assert "campaign done" in (out / "campaign.log").read_text()
+
+
+def test_every_target_names_a_preset_and_training_sets():
+    campaign = _campaign_module()
+    from restorekit.configs import load_config
+
+    for target in campaign.TARGETS:
+        load_config(target.preset)  # raises on an unknown preset
+        assert target.train_sets and target.val_set not in ("Kodak24", "BSD68", "Set5", "B100")
+
+
+def test_the_pack_is_lossless_webp_or_grey_png_of_each_set(tmp_path):
+    campaign = _campaign_module()
+    source = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    grey = rng.integers(0, 256, (30, 20, 1), np.uint8)
+    write_image(source / "T91" / "a.png", rgb)
+    write_image(source / "Train400" / "b.png", grey)
+    target = campaign.Target("x", "n2v-bsd68", ("Train400",), "T91")
+    size = campaign.write_pack(target, source, tmp_path / "pack")
+    assert size == sum(p.stat().st_size for p in (tmp_path / "pack").rglob("*.*"))
+    np.testing.assert_array_equal(read_image(tmp_path / "pack" / "T91" / "a.webp").array, rgb)
+    back = read_image(tmp_path / "pack" / "Train400" / "b.png").array  # WebP has no grey
+    np.testing.assert_array_equal(back, grey)
