@@ -136,7 +136,7 @@ class Stepper:
         net = self.averaged
         net.eval()
         try:
-            rng = SampleRandom(sample["seed"], self.device)
+            rng = SampleRandom.for_device(sample["seed"], self.device)
             tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
             batch = self.method.make_batch(tensors, self.noise, rng)
             return float(self.method.loss(net, batch, progress, rng).total)
@@ -144,7 +144,7 @@ class Stepper:
             net.train()
 
     def _loss(self, sample: dict[str, torch.Tensor], progress: Progress) -> LossOutput:
-        rng = SampleRandom(sample["seed"], self.device)
+        rng = SampleRandom.for_device(sample["seed"], self.device)
         tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
         batch = self.method.make_batch(tensors, self.noise, rng)
         with torch.autocast(
