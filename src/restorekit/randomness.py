@@ -116,9 +116,9 @@ class CounterRandom(SampleRandom):
 
     def _bits(self, shape: Sequence[int]) -> torch.Tensor:
         """N x *shape uint32 values (int64) of the next draw."""
-        draw = torch.tensor(self.draws & _MASK32, dtype=torch.int64, device=self.device)
+        draw = int(hash32(torch.tensor(self.draws & _MASK32)))  # on the host: no device copy
         self.draws += 1
-        streams = hash32(self.keys ^ hash32(draw))
+        streams = hash32(self.keys ^ draw)
         count = 1
         for size in shape:
             count *= size
