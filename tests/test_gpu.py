@@ -101,7 +101,7 @@ def _train_steps(folder: Path, device: torch.device, precision: str) -> Steps:
     for step, sample in enumerate(loader, 1):
         lr = learning_rate(cfg, step, STEPS)
         out = stepper.step(sample, Progress(1, cfg.train.epochs, step), lr)
-        losses.append(out.parts["loss"])
+        losses.append(float(out.parts["loss"]))
         if step == STEPS:
             break
     return Steps(losses, stepper, initial, dtypes)

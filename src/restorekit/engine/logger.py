@@ -50,9 +50,12 @@ class RunLogger:
         if self.writer is not None:
             self.writer.add_image(tag, pixels.clamp(0, 1), step)
 
-    def advance(self, loss: float) -> None:
+    def advance(self, loss: float | None = None) -> None:
+        """One step done; ``loss`` (given at log lines only: reading it waits for a GPU) is
+        shown beside the bar."""
         self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()

@@ -113,7 +113,7 @@ class Stepper:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        parts: dict[str, float] = {}
+        parts: dict[str, torch.Tensor | float] = {}
         chunks = torch.arange(len(sample["seed"])).chunk(self.accumulate)
         for i, index in enumerate(chunks):
             last = i == len(chunks) - 1

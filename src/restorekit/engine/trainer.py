@@ -44,7 +44,7 @@ from restorekit.engine.run_data import steps_per_epoch as count_steps
 from restorekit.engine.step import Stepper
 from restorekit.engine.validation import validate
 from restorekit.errors import ConfigError, RestorekitError
-from restorekit.methods import Progress
+from restorekit.methods import LossOutput, Progress
 from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
 from restorekit.zoo import resolve_model
 
@@ -346,9 +346,9 @@ def _train_epoch(
         run.step += 1
         lr = learning_rate(cfg, run.step, run.plan.total_steps)
         progress = Progress(epoch, run.plan.epochs, run.step)
-        stop, parts = _step(run, sample, progress, lr, stop_requests)
+        stop, out = _step(run, sample, progress, lr, stop_requests)
         if run.step % cfg.train.log_every == 0:
-            tick = _log_step(run, epoch, lr, tick, parts)
+            tick = _log_step(run, epoch, lr, tick, out.numbers())
         if run.step % cfg.train.checkpoint_every == 0:
             with run.overhead("checkpoint"):
                 run.checkpoint(epoch)
@@ -366,8 +366,8 @@ def _train_epoch(
 
 def _step(
     run: _Run, sample: dict, progress: Progress, lr: float, stop_requests: list[str]
-) -> tuple[bool, dict[str, float]]:
-    """One optimizer step; returns whether any process was asked to stop, and the loss parts."""
+) -> tuple[bool, LossOutput]:
+    """One optimizer step; returns whether any process was asked to stop, and the loss."""
     try:
         out = run.stepper.step(sample, progress, lr)
         stop = distributed.any_rank(bool(stop_requests), run.context)
@@ -379,8 +379,8 @@ def _step(
             f"{run.step} ({str(error).splitlines()[0]}); another process probably died. "
             f"Continue from the last checkpoint with --resume {run.run_dir}"
         ) from None
-    run.log.advance(out.parts["loss"])
-    return stop, out.parts
+    run.log.advance()
+    return stop, out
 
 
 def _log_step(
@@ -390,6 +390,7 @@ def _log_step(
     now = time.monotonic()
     rate = (run.step - tick[1]) * run.cfg.train.batch_size / max(now - tick[0], 1e-9)
     parts = distributed.mean_over_ranks(parts, run.context)
+    run.log.bar.set_postfix(loss=f"{parts['loss']:.5f}", refresh=False)
     run.log.line(
         f"epoch[{epoch}], iter[{run.step}], loss:{parts['loss']:.6f}, "
         f"{rate:.1f} imgs/sec, lr:{lr:.2e}"

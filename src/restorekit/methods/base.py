@@ -43,8 +43,15 @@ class Progress:
 
 @dataclass
 class LossOutput:
+    """The loss to back-propagate and its named parts for the log: detached tensors (or plain
+    numbers), read as floats with :meth:`numbers` only when a log line needs them (on a GPU each
+    read waits for the device)."""
+
     total: torch.Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, torch.Tensor | float] = field(default_factory=dict)
+
+    def numbers(self) -> dict[str, float]:
+        return {key: float(value) for key, value in self.parts.items()}
 
 
 class TrainingMethod(ABC):

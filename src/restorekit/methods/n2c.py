@@ -24,4 +24,4 @@ class Noise2Clean(TrainingMethod):
     def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
-        return LossOutput(value, {"loss": float(value.detach())})
+        return LossOutput(value, {"loss": value.detach()})

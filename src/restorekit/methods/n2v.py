@@ -67,4 +67,4 @@ class Noise2Void(TrainingMethod):
         assert isinstance(batch, MaskedBatch) and batch.target is not None
         prediction = net(batch.input)
         value = masked_loss(self.criterion, prediction.float(), batch.target.float(), batch.mask)
-        return LossOutput(value, {"loss": float(value.detach())})
+        return LossOutput(value, {"loss": value.detach()})

@@ -50,9 +50,9 @@ class Neighbor2Neighbor(TrainingMethod):
         return LossOutput(
             total,
             {
-                "loss": float(total.detach()),
-                "loss_rec": float(rec.detach()),
-                "loss_reg": float(reg.detach()),
+                "loss": total.detach(),
+                "loss_rec": rec.detach(),
+                "loss_reg": reg.detach(),
                 "reg_weight": self.lambda2 * ramp,
             },
         )
