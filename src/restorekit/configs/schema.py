@@ -181,6 +181,12 @@ class DataConfig(_Section):
         "alone (n2v, ne2ne). Validation still draws its own noise",
     )
     workers: int = Field(0, ge=0, le=64, description="data-loader worker processes")
+    on_device: bool | None = Field(
+        None,
+        description="keep the training images on the training device and cut each batch's "
+        "patches there (same patches as the loader; image folders, not stacks or sr); null: on "
+        "a GPU",
+    )
     scale: int | list[int] | None = Field(
         None,
         description="sr: upscaling factor (EDSR: 2-4), or a list of factors for one model whose "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,8 @@ from torch.utils.data import DataLoader
 
 from restorekit import __version__
 from restorekit.configs.schema import Config
-from restorekit.data import (
-    EpochSampler,
-)
+from restorekit.data import EpochSampler, PatchDataset
+from restorekit.data.device import DevicePatches
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine import distributed
 from restorekit.engine.budget import Plan, TimeBudget, is_final
@@ -170,6 +169,7 @@ class _Run:
     budget: TimeBudget | None  # set until the time budget has fixed the plan
     plan_from_budget: bool = False  # then checkpoints carry the plan, and resuming keeps it
     validates: bool = False  # whether the budget's plan counts validations
+    device_patches: DevicePatches | None = None  # data.on_device: patches cut on the device
     step: int = 0
     best_psnr: float = float("-inf")
     validations: int = 0
@@ -250,6 +250,9 @@ def _start(
         log.line(state.ema_note)
     if run.plan_from_budget:
         log.line(f"resumed with the plan its time budget fixed: {plan.total_steps} steps")
+    if _on_device(cfg, data, context.device):
+        run.device_patches = DevicePatches(data.dataset, context.device)
+        log.line(f"training images held on {context.device}: patches cut there in batches")
     if cfg.train.init_from is not None and not resume:
         source = resolve_model(cfg.train.init_from)
         loaded, skipped = init_from_model_file(stepper.model, cfg.model.arch, source)
@@ -258,6 +261,20 @@ def _start(
             f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
         )
     return run
+
+
+def _on_device(cfg: Config, data: TrainData, device: torch.device) -> bool:
+    """Whether patches are cut on the device (data.on_device; by default on a GPU), which
+    image folders allow (not stacks, nor super-resolution pairs)."""
+    wanted = cfg.data.on_device if cfg.data.on_device is not None else device.type == "cuda"
+    if wanted and not isinstance(data.dataset, PatchDataset):
+        if cfg.data.on_device:
+            raise ConfigError(
+                "data.on_device=true takes folders of images (denoising); stacks and "
+                "super-resolution pairs are cut by the loader: drop data.on_device"
+            )
+        return False
+    return wanted
 
 
 def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) -> None:
@@ -333,14 +350,17 @@ def _train_epoch(
         context.world_size,
         local_batch,
     )
-    loader = DataLoader(
-        run.data.dataset,
-        local_batch,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=cfg.data.workers,
-        pin_memory=context.device.type == "cuda",
-    )
+    if run.device_patches is not None:
+        loader: Iterable[dict] = run.device_patches.batches(sampler, local_batch)
+    else:
+        loader = DataLoader(
+            run.data.dataset,
+            local_batch,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=cfg.data.workers,
+            pin_memory=context.device.type == "cuda",
+        )
     tick = (time.monotonic(), run.step)
     for sample in loader:
         run.step += 1
