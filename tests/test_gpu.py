@@ -331,3 +331,19 @@ def test_a_model_trained_on_the_device_exports_to_onnx(photo_folder, tmp_path, d
         on_device = load_model(result.model_path, device=device.type).denoise(image)
     assert on_device.std() > 0.05, on_device.std()
     np.testing.assert_allclose(load_onnx_model(exported.path).denoise(image), on_device, atol=1e-4)
+
+
+def test_train_device_picks_or_refuses_clearly(photo_folder, tmp_path):
+    """train.device=cpu trains on the CPU even beside a GPU; train.device=cuda without a GPU
+    is a ConfigError naming the fix (never a torch traceback)."""
+    from conftest import tiny_config
+
+    from restorekit.engine import train
+    from restorekit.errors import ConfigError
+
+    cfg = tiny_config(photo_folder, **{"train.device": "cpu"})
+    train(cfg, tmp_path / "cpu", max_steps=1)
+    assert " on cpu" in (tmp_path / "cpu" / "train.log").read_text()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="train.device=cuda, but PyTorch .* sees no CUDA"):
+            train(tiny_config(photo_folder, **{"train.device": "cuda"}), tmp_path / "gpu")

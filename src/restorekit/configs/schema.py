@@ -305,6 +305,9 @@ class TrainConfig(_Section):
     channels_last: bool = Field(True, description="NHWC memory layout (faster on CPU and GPU)")
     compile: bool = Field(False, description="torch.compile the network (no gain measured on CPU)")
     threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where to train: auto takes the GPU when there is one"
+    )
     log_every: int = Field(20, ge=1, description="steps between log lines")
     checkpoint_every: int = Field(200, ge=1, description="steps between resume checkpoints")
     val_every: int = Field(1, ge=1, description="epochs between validations")

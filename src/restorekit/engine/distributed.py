@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from restorekit.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -33,11 +35,18 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def setup() -> DistributedContext:
-    """Join the process group when launched by torchrun; pick this process's device."""
+def setup(device_kind: str = "auto") -> DistributedContext:
+    """Join the process group when launched by torchrun; pick this process's device:
+    ``device_kind`` "auto" (the GPU of this local rank when there is one), "cuda" or "cpu"."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() if device_kind == "auto" else device_kind == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.device=cuda, but PyTorch {torch.__version__} sees no CUDA GPU "
+            f"({'built without CUDA' if torch.version.cuda is None else 'none visible'}); "
+            "use train.device=auto or cpu"
+        )
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)

@@ -24,6 +24,11 @@ from restorekit.randomness import SampleRandom
 
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse fp16 off the GPU; warn when bf16 runs on a CPU without native bf16 (slow)."""
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16 "
+            "(with loss scaling) or fp32"
+        )
     if device.type == "cuda" or precision == "fp32":
         return
     if precision == "fp16":
@@ -154,4 +159,4 @@ class Stepper:
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         layout = self.memory_format if tensor.dim() == 4 else torch.contiguous_format
-        return tensor.to(self.device, memory_format=layout)
+        return tensor.to(self.device, memory_format=layout, non_blocking=True)

@@ -142,7 +142,7 @@ def train(
     Launched by torchrun, this joins the process group and trains with DDP.
     """
     started = time.monotonic()
-    context = distributed.setup()
+    context = distributed.setup(config.train.device)
     # On failure the group is left as it is: destroying it while a peer is dead or mid-collective
     # can hang, and the error must reach the user. The process is ending anyway.
     run = _start(config, Path(run_dir), context, resume, command, started)
