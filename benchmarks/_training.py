@@ -9,6 +9,7 @@ import time
 import numpy as np
 from _common import ROOT, interleaved  # benchmarks/_common.py
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from restorekit.configs import Config
 from restorekit.data import EpochSampler, load_images
@@ -96,3 +97,13 @@ def time_runs(runs: dict[str, Run], args: argparse.Namespace, device) -> dict[st
             "data_wait_fraction": run.wait / sum(seconds[name]),
         }
     return result
+
+
+def step_flops(cfg: Config, dataset: Dataset, sampler: EpochSampler, device) -> float:
+    """FLOPs of one eager step (forward + backward) of ``cfg``, as FlopCounterMode counts them:
+    2 per multiply-add; a convolution's backward = its input gradient (where needed) + its weight
+    gradient, each as many FLOPs as the forward. Adam and element-wise work are not counted."""
+    run = Run(cfg, dataset, sampler, 1, device)
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()

@@ -4,7 +4,8 @@ For each shipped model (or --model NAME|PATH) and each of a 768x512 and a 4000x3
 image, every backend runs ``denoise()`` on the uint8 image through the public models
 (RestorationModel, OnnxModel), which run whole images that fit ``max_memory`` and tile larger
 ones. Each configuration runs in a fresh subprocess that reports megapixels/s (median of
---repeats after --warmup calls) and its peak RSS growth over its state after loading.
+--repeats after --warmup calls) and its peak RSS growth over its state after loading. The report
+names the machine and holds this run's own measured ceiling (a channels_last 3x3 convolution).
 
     python benchmarks/inference.py                        # full benchmark (long on a CPU)
     python benchmarks/inference.py --quick --threads 1    # seconds: only checks the script
@@ -29,13 +30,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
-from _common import (
+from _common import (  # benchmarks/_common.py
+    add_machine_arguments,
     add_timing_arguments,
+    describe_machine,
     environment,
     interleaved,
+    machine,
+    main_or_exit,
+    measure_ceiling,
     resolve_timing,
     write_report,
-)  # benchmarks/_common.py
+)
 
 from restorekit.data import load_images
 from restorekit.infer.model import load_model
@@ -185,10 +191,13 @@ def main() -> None:
     add_timing_arguments(parser)  # --threads (ONNX Runtime's too), --repeats; and, redefined:
     parser.add_argument("--steps", type=int, default=1, help="denoise() calls per timed repeat")
     parser.add_argument("--warmup", type=int, default=1, help="untimed denoise() calls first")
+    add_machine_arguments(parser)
     args = parser.parse_args()
     if args.child:
         return child(json.loads(args.child))
     resolve_timing(args)
+    env = environment(torch.device("cpu"), args.max_ghz)  # the machine; the ceiling, same threads
+    env["ceiling"] = measure_ceiling(torch.device("cpu"), env["machine"], args.quick)
     sizes = SIZES[args.quick]
     if args.sizes:
         sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
@@ -237,6 +246,7 @@ def main() -> None:
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, CPU, "
         f"threads {args.threads or 'default'}, median of {args.repeats} after {args.warmup}"
     )
+    print(describe_machine(env))
     print(
         f"{'model':26} {'size':>9} {'backend':14} {'tile':>5} {'tiles':>5} {'MP/s':>8} "
         f"{'peak RSS MiB':>13} {'x eager':>8}"
@@ -256,8 +266,7 @@ def main() -> None:
 
     settings = {key: getattr(args, key) for key in ("quick", "steps", "warmup", "repeats")}
     settings |= {"sizes": sizes, "backends": args.backends, "noise_sigma": SIGMA, "device": "cpu"}
-    report = {**environment(torch.device("cpu")), "onnxruntime": onnxruntime.__version__}
-    report |= {"settings": settings, "models": models, "results": results, "fastest": fastest}
+    report = {**env, "settings": settings, "models": models, "results": results, "fastest": fastest}
     write_report(args.json, report)
     if args.record_zoo:
         record_zoo(results, args.threads, sizes)
@@ -280,10 +289,11 @@ def record_zoo(results: list[dict], threads: int | None, sizes: list[tuple[int, 
         record = {"fastest_cpu_backend": faster, "image": f"{width}x{height}"}
         record |= {"megapixels_per_s": rates, "threads": threads or torch.get_num_threads()}
         record |= {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+        record |= {"processor": machine()["processor"]}
         record |= {"command": "python " + " ".join(sys.argv)}
         (zoo.folder / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {zoo.folder / 'speed.json'}: --backend auto takes {faster}")
 
 
 if __name__ == "__main__":
-    main()
+    main_or_exit(main)

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import environment, interleaved, write_report  # benchmarks/_common.py
+from _common import (  # benchmarks/_common.py
+    add_machine_arguments,
+    describe_machine,
+    environment,
+    interleaved,
+    main_or_exit,
+    measure_ceiling,
+    write_report,
+)
 
 from restorekit.methods.n2v_masking import BlindSpotMasker, box_side
 from restorekit.randomness import SampleRandom, derive_seed
@@ -94,12 +102,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="1 repeat: checks the script works")
     parser.add_argument("--json", type=Path)
+    add_machine_arguments(parser)
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 7)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     cases = CASES
+    env = environment(device, args.max_ghz)  # the machine, and this run's own ceiling
+    env["ceiling"] = measure_ceiling(device, env["machine"], args.quick)
+    print(describe_machine(env))
 
     generator = np.random.default_rng(0)
     patches = generator.random((args.batch, args.patch, args.patch), dtype=np.float32)
@@ -147,7 +159,7 @@ def main() -> None:
 
     default = "n2v_masking_quick.json" if args.quick else "n2v_masking.json"
     report = {
-        **environment(device),
+        **env,
         "settings": {
             "batch": args.batch,
             "patch": args.patch,
@@ -164,4 +176,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_or_exit(main)

@@ -3,7 +3,9 @@
 Training: the trainer's step (engine/trainer.py) for n2c, n2n and ne2ne at each preset's settings
 (batch 4, patch 256, U-Net with 48 features), on random crops of a real image. Inference: predict()
 on a Kodak-sized 768x512 RGB image. Speeds are medians over interleaved repeats and are compared as
-ratios against the plain (contiguous NCHW) run in the same process.
+ratios against the plain (contiguous NCHW) run in the same process. GFLOP/s (FlopCounterMode) are
+given as fractions of this run's own measured ceiling (a channels_last 3x3 convolution); a rate
+above the processor's physical peak ends the run with an error instead of a report.
 
     python benchmarks/speed.py            # full benchmark (minutes)
     python benchmarks/speed.py --quick    # a few seconds: only checks that the script works
@@ -17,13 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import (
+from _common import (  # benchmarks/_common.py
+    add_machine_arguments,
     add_timing_arguments,
+    count_flops,
+    describe_machine,
     environment,
+    flop_rate,
     interleaved,
+    main_or_exit,
+    measure_ceiling,
     resolve_timing,
     write_report,
-)  # benchmarks/_common.py
+)
 from torch.utils.data import DataLoader
 
 from restorekit.configs import Config, load_config
@@ -51,13 +59,17 @@ def source_image(height: int, width: int) -> tuple[np.ndarray, str]:
     return (np.stack(channels, axis=-1) * 127.5 + 127.5).astype(np.uint8), "synthetic"
 
 
-def summary(seconds: dict[str, list[float]], amounts: dict[str, float]) -> dict:
-    """Per layout: raw seconds, their median and each amount per median second; plus the ratio
-    of speeds channels_last / plain."""
-    result: dict = {}
+def summary(
+    seconds: dict[str, list[float]], amounts: dict[str, float], gflop: float, env: dict, what: str
+) -> dict:
+    """Per layout: raw seconds, their median, each amount per median second, and GFLOP/s of
+    ``gflop`` per median second (with its fraction of the measured ceiling); plus the ratio of
+    speeds channels_last / plain."""
+    result: dict = {"gflop": gflop}
     for lay in LAYOUTS:
         median = statistics.median(seconds[lay])
         rates = {key: amount / median for key, amount in amounts.items()}
+        rates |= flop_rate(gflop, median, env, "fp32", f"{what} {lay}")
         result[lay] = {"seconds": seconds[lay], "median_s": median, **rates}
     result["ratio"] = result["plain"]["median_s"] / result["channels_last"]["median_s"]
     return result
@@ -73,7 +85,7 @@ def make_stepper(cfg: Config, channels_last: bool, device: torch.device) -> Step
     )
 
 
-def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> dict:
+def bench_training(name: str, image: np.ndarray, args, env, device: torch.device) -> dict:
     """Training steps of the preset ``{name}-gauss25`` (patch size from ``args``)."""
     cfg = load_config(f"{name}-gauss25", [f"data.patch_size={args.patch}"])
     n = args.warmup + args.steps
@@ -90,16 +102,19 @@ def bench_training(name: str, image: np.ndarray, args, device: torch.device) -> 
 
     for stepper in steppers.values():
         run(stepper, batches[: args.warmup], 1)
+    # FLOPs of one step (forward + backward), on a stepper of its own: the timed ones stay as set
+    gflop = count_flops(lambda: run(make_stepper(cfg, False, device), batches[:1], 1)) / 1e9
     timed = batches[args.warmup :]
     runs = {lay: lambda s=st: run(s, timed, args.warmup + 1) for lay, st in steppers.items()}
     seconds = interleaved(runs, args.repeats, device)
     images = args.steps * cfg.train.batch_size
     settings = {"batch_size": cfg.train.batch_size, "patch_size": cfg.data.patch_size}
     settings |= {"features": cfg.model.features, "noise": cfg.noise}
-    return settings | summary(seconds, {"steps_per_s": args.steps, "images_per_s": images})
+    amounts = {"steps_per_s": args.steps, "images_per_s": images}
+    return settings | summary(seconds, amounts, gflop * args.steps, env, f"{name} training")
 
 
-def bench_inference(image: np.ndarray, args, device: torch.device) -> dict:
+def bench_inference(image: np.ndarray, args, env, device: torch.device) -> dict:
     """predict() on one image, as validation and `restorekit denoise` run it."""
     cfg = load_config("ne2ne-gauss25")  # the network only: the same U-Net for every method
     x = torch.from_numpy(array_to_float(image))[None].to(device)
@@ -111,10 +126,12 @@ def bench_inference(image: np.ndarray, args, device: torch.device) -> dict:
     }
     for run in runs.values():  # warm-up
         run()
+    gflop = count_flops(runs["plain"]) / 1e9
     seconds = interleaved(runs, args.repeats, device)
     height, width = image.shape[:2]
     settings = {"height": height, "width": width, "size_multiple": multiple}
-    return settings | summary(seconds, {"megapixels_per_s": height * width / 1e6})
+    amounts = {"megapixels_per_s": height * width / 1e6}
+    return settings | summary(seconds, amounts, gflop, env, "inference")
 
 
 def main() -> None:
@@ -126,38 +143,45 @@ def main() -> None:
         help="patch 64, 2 timed steps, a 128x96 image: checks the script only",
     )
     add_timing_arguments(parser)
+    add_machine_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
     resolve_timing(args)
     width, height = (128, 96) if quick else (768, 512)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
+    env = environment(device, args.max_ghz)  # the machine, and this run's own ceiling first
+    env["ceiling"] = measure_ceiling(device, env["machine"], quick)
     image, source = source_image(512, 768)  # kodim01 is 768x512 (landscape)
-    training = {name: bench_training(name, image, args, device) for name in METHODS}
-    inference = bench_inference(image[:height, :width], args, device)
+    training = {name: bench_training(name, image, args, env, device) for name in METHODS}
+    inference = bench_inference(image[:height, :width], args, env, device)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, image {source}")
+    print(describe_machine(env))
     batch = training["n2c"]["batch_size"]
     print(f"training: batch {batch}, patch {args.patch}, {args.steps} steps x {args.repeats} rep.")
     print(
         f"{'method':8} {'plain img/s':>12} {'cl img/s':>10} {'plain step/s':>13} "
-        f"{'cl step/s':>10} {'cl/plain':>9}"
+        f"{'cl step/s':>10} {'cl/plain':>9} {'cl GFLOP/s':>11} {'cl ceil':>8}"
     )
     for name, r in training.items():
         plain, cl = r["plain"], r["channels_last"]
         print(
             f"{name:8} {plain['images_per_s']:12.2f} {cl['images_per_s']:10.2f} "
-            f"{plain['steps_per_s']:13.3f} {cl['steps_per_s']:10.3f} {r['ratio']:9.3f}"
+            f"{plain['steps_per_s']:13.3f} {cl['steps_per_s']:10.3f} {r['ratio']:9.3f} "
+            f"{cl['gflops']:11.1f} {cl['ceiling_fraction']:8.1%}"
         )
+    cl = inference["channels_last"]
     print(
         f"inference {width}x{height} (median of {args.repeats}): "
         f"plain {inference['plain']['megapixels_per_s']:.3f} MP/s, "
-        f"channels_last {inference['channels_last']['megapixels_per_s']:.3f} MP/s, "
-        f"cl/plain {inference['ratio']:.3f}"
+        f"channels_last {cl['megapixels_per_s']:.3f} MP/s, "
+        f"cl/plain {inference['ratio']:.3f}; channels_last {cl['gflops']:.1f} GFLOP/s, "
+        f"{cl['ceiling_fraction']:.1%} of the measured fp32 ceiling"
     )
 
     report = {
-        **environment(device),
+        **env,
         "settings": {
             "quick": quick,
             "steps": args.steps,
@@ -175,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_or_exit(main)

@@ -6,7 +6,9 @@ included) at the presets' settings: ``edsr-baseline-x2`` (batch 16, LR patch 48,
 channels_last and bf16 autocast; images/s as ratios to eager, all timed in one process with
 interleaved repeats. Inference: ``RestorationModel.upscale`` of a 256x256 RGB uint8 LR image by
 EDSR-baseline x2 and x4 and by the multi-scale RED-Net at x2 and x4, eager vs channels_last;
-megapixels/s of the LR input and of the SR output.
+megapixels/s of the LR input and of the SR output. GFLOP/s (FlopCounterMode) are given as
+fractions of this run's own measured ceiling (a channels_last 3x3 convolution); a rate above the
+processor's physical peak ends the run with an error instead of a report.
 
     python benchmarks/sr.py                        # full benchmark (long on a CPU)
     python benchmarks/sr.py --quick --threads 1    # seconds: only checks the script
@@ -22,13 +24,25 @@ from pathlib import Path
 import torch
 from _common import (  # benchmarks/_common.py
     ROOT,
+    add_machine_arguments,
     add_timing_arguments,
+    count_flops,
+    describe_machine,
     environment,
+    flop_rate,
     interleaved,
+    main_or_exit,
+    measure_ceiling,
     resolve_timing,
     write_report,
 )
-from _training import Run, one_epoch, time_runs, training_images  # benchmarks/_training.py
+from _training import (  # benchmarks/_training.py
+    Run,
+    one_epoch,
+    step_flops,
+    time_runs,
+    training_images,
+)
 
 from restorekit.configs import Config, load_config
 from restorekit.data import sr_images_from_hr
@@ -65,7 +79,7 @@ def preset_config(preset: str, quick: bool, overrides: list[str] | None = None) 
     return load_config(preset, [*(QUICK[preset] if quick else []), *(overrides or [])])
 
 
-def bench_training(preset: str, images: list, configs: list[str], args, device) -> dict:
+def bench_training(preset: str, images: list, configs: list[str], args, env, device) -> dict:
     """Steps of ``preset`` under each configuration, on the same patches."""
     cfgs = {c: preset_config(preset, args.quick, CONFIGS[c]) for c in configs}
     eager = cfgs["eager"]
@@ -73,14 +87,19 @@ def bench_training(preset: str, images: list, configs: list[str], args, device) 
     names = [f"{i}.png" for i in range(len(images))]
     dataset = sr_dataset(eager, sr_images_from_hr(images, names, dc.scales, dc.round_lr))
     sampler = one_epoch(len(images), eager, args)
+    gflop = step_flops(eager, dataset, sampler, device) / 1e9  # the same at every drawn scale
     runs = {c: Run(cfg, dataset, sampler, total, device) for c, cfg in cfgs.items()}
     timing = time_runs(runs, args, device)  # eager first: the reference of the ratios
     side = dc.hr_patch_size or dc.lr_patch_size * dc.scales[0]
     result: dict = {"batch_size": eager.train.batch_size, "scales": dc.scales}
     result |= {"hr_patch_size": side, "lr_patch_sizes": dataset.lr_patch}
-    result |= {"criterion": eager.method.criterion}
+    result |= {"criterion": eager.method.criterion, "gflop_per_step": gflop}
     result |= {"model": eager.model.model_dump()}
-    return result | {c: {"overrides": CONFIGS[c], **timing[c]} for c in runs}
+    for c in runs:
+        precision = "bf16" if c == "bf16" else "fp32"
+        rate = flop_rate(gflop, timing[c]["step_s"], env, precision, f"{preset} {c} step")
+        result[c] = {"overrides": CONFIGS[c], **timing[c], "precision": precision, **rate}
+    return result
 
 
 def upscaling_model(cfg: Config, channels_last: bool, device: torch.device) -> RestorationModel:
@@ -97,7 +116,7 @@ def upscaling_model(cfg: Config, channels_last: bool, device: torch.device) -> R
     return model
 
 
-def bench_inference(name: str, image, args, device: torch.device) -> dict:
+def bench_inference(name: str, image, args, env, device: torch.device) -> dict:
     """``upscale()`` of the LR ``image`` at the scale of ``name``, eager and channels_last."""
     preset, scale = INFERENCE[name]
     cfg = preset_config(preset, args.quick)
@@ -105,6 +124,7 @@ def bench_inference(name: str, image, args, device: torch.device) -> dict:
     runs = {lay: lambda m=m: m.upscale(image, scale=scale) for lay, m in models.items()}
     for run in runs.values():  # warm-up
         run()
+    gflop = count_flops(runs["eager"]) / 1e9  # one upscale() call (bicubic not counted)
     seconds = interleaved(runs, args.repeats, device)
     height, width = image.shape[:2]
     model, k = models["channels_last"], scale if cfg.data.upsample_input else 1
@@ -114,7 +134,7 @@ def bench_inference(name: str, image, args, device: torch.device) -> dict:
     lr_mp, sr_mp = height * width / 1e6, height * width * scale**2 / 1e6
     result: dict = {"preset": preset, "scale": scale, "lr_size": [width, height]}
     result |= {"sr_size": [width * scale, height * scale], "network_input": net_input[2:]}
-    result |= {"tile": tile, "whole": tile >= max(net_input[2:])}
+    result |= {"tile": tile, "whole": tile >= max(net_input[2:]), "gflop": gflop}
     for lay in LAYOUTS:
         median = statistics.median(seconds[lay])
         result[lay] = {
@@ -123,6 +143,7 @@ def bench_inference(name: str, image, args, device: torch.device) -> dict:
             "lr_megapixels_per_s": lr_mp / median,
             "sr_megapixels_per_s": sr_mp / median,
             "ratio": statistics.median(seconds["eager"]) / median,
+            **flop_rate(gflop, median, env, "fp32", f"{name} {lay} upscale"),
         }
     return result
 
@@ -138,6 +159,7 @@ def main() -> None:
     add_timing_arguments(parser)
     parser.add_argument("--presets", nargs="+", choices=TRAIN_PRESETS, default=list(TRAIN_PRESETS))
     parser.add_argument("--models", nargs="+", choices=list(INFERENCE), default=list(INFERENCE))
+    add_machine_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
     resolve_timing(args)
@@ -150,42 +172,54 @@ def main() -> None:
         configs.remove("bf16")
         print("bf16 skipped: this CPU has no native bf16")
 
+    env = environment(device, args.max_ghz)  # the machine, and this run's own ceiling first
+    env["ceiling"] = measure_ceiling(device, env["machine"], quick)
     images, source = training_images(4 if quick else None)
-    training = {p: bench_training(p, images, configs, args, device) for p in args.presets}
+    training = {p: bench_training(p, images, configs, args, env, device) for p in args.presets}
     side = LR_SIDE[quick]
     lr_image = images[0][:side, :side]
-    inference = {m: bench_inference(m, lr_image, args, device) for m in args.models}
+    inference = {m: bench_inference(m, lr_image, args, env, device) for m in args.models}
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, data {source}")
+    print(describe_machine(env))
     print(
         f"training: {args.steps} steps x {args.repeats} repeats after {args.warmup} warm-up, "
         "data loading timed"
     )
-    print(f"{'preset':17} {'config':14} {'step/s':>7} {'img/s':>7} {'ratio':>6} {'wait':>6}")
+    print(
+        f"{'preset':17} {'config':14} {'step/s':>7} {'img/s':>7} {'ratio':>6} {'wait':>6} "
+        f"{'GFLOP/s':>8} {'ceil':>6}"
+    )
     for preset, r in training.items():
         for c in configs:
             x = r[c]
             print(
                 f"{preset:17} {c:14} {x['steps_per_s']:7.3f} {x['images_per_s']:7.2f} "
-                f"{x['ratio']:6.3f} {x['data_wait_fraction']:6.1%}"
+                f"{x['ratio']:6.3f} {x['data_wait_fraction']:6.1%} {x['gflops']:8.1f} "
+                f"{x['ceiling_fraction']:6.1%}"
             )
         print(
             f"{preset}: batch {r['batch_size']}, HR patch {r['hr_patch_size']}, "
             f"x{'/x'.join(map(str, r['scales']))}"
         )
     print(f"inference: {side}x{side} uint8 RGB LR image, median of {args.repeats} after 1 warm-up")
-    print(f"{'model':17} {'layout':14} {'LR MP/s':>8} {'SR MP/s':>8} {'ratio':>6} {'SR size':>10}")
+    print(
+        f"{'model':17} {'layout':14} {'LR MP/s':>8} {'SR MP/s':>8} {'ratio':>6} {'SR size':>10} "
+        f"{'GFLOP/s':>8} {'ceil':>6}"
+    )
     for name, r in inference.items():
         for lay in LAYOUTS:
             x = r[lay]
             print(
                 f"{name:17} {lay:14} {x['lr_megapixels_per_s']:8.4f} "
                 f"{x['sr_megapixels_per_s']:8.3f} {x['ratio']:6.3f} "
-                f"{r['sr_size'][0]:>5}x{r['sr_size'][1]:<4}"
+                f"{r['sr_size'][0]:>5}x{r['sr_size'][1]:<4} {x['gflops']:8.1f} "
+                f"{x['ceiling_fraction']:6.1%}"
             )
+    print("ceil: GFLOP/s as a fraction of the measured conv ceiling of the same precision")
 
     report = {
-        **environment(device),
+        **env,
         "settings": {
             "quick": quick,
             "steps": args.steps,
@@ -204,4 +238,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_or_exit(main)

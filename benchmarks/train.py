@@ -6,7 +6,9 @@ each of ``--n2v-batches``, default 128 and 16, as entries ``n2v-b128``, ``n2v-b1
 trainer's loop, a DataLoader over PatchDataset then Stepper.step, under several config override
 sets, timed in one process with interleaved repeats. Batch and patch are per entry: the preset's,
 except ``--patch`` for n2c/n2n/ne2ne. Speeds are medians, compared as ratios to plain eager; FLOPs
-per step come from FlopCounterMode and are set against this CPU's fp32 peak.
+per step come from FlopCounterMode, and GFLOP/s are given as fractions of this run's own measured
+ceiling (a channels_last 3x3 convolution, fp32 and bf16); a rate above the processor's physical
+peak ends the run with an error instead of a report.
 
     python benchmarks/train.py                        # full benchmark (many minutes on a CPU)
     python benchmarks/train.py --methods n2v          # n2v only (about 7 s a step at batch 128)
@@ -16,25 +18,32 @@ per step come from FlopCounterMode and are set against this CPU's fp32 peak.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 from _common import (  # benchmarks/_common.py
     ROOT,
+    add_machine_arguments,
     add_timing_arguments,
+    describe_machine,
     environment,
+    flop_rate,
+    main_or_exit,
+    measure_ceiling,
     resolve_timing,
     write_report,
 )
-from _training import Run, one_epoch, time_runs, training_images  # benchmarks/_training.py
-from torch.utils.data import Dataset
-from torch.utils.flop_counter import FlopCounterMode
+from _training import (  # benchmarks/_training.py
+    Run,
+    one_epoch,
+    step_flops,
+    time_runs,
+    training_images,
+)
 
-from restorekit.configs import Config, load_config
-from restorekit.data import EpochSampler, PatchDataset
+from restorekit.configs import load_config
+from restorekit.data import PatchDataset
 
 METHODS = ("n2c", "n2n", "ne2ne")  # the default --methods: presets "{method}-gauss25", RGB
 N2V_PRESET = "n2v-bsd68"  # grey; its own patch (64); timed at each of --n2v-batches
@@ -48,52 +57,6 @@ CONFIGS = {  # name: overrides on top of the preset; "eager" is the reference (r
     # bf16 autocast: only where the CPU has native bf16 (AVX512-BF16/AMX), else it is emulated
     "bf16": ["train.channels_last=true", "data.workers=0", "train.precision=bf16"],
 }
-
-
-def cpu_peak(threads: int, ghz: float | None, flop_per_cycle: int | None) -> dict:
-    """fp32 peak of the cores the compute threads run on: cores x clock x FLOP/cycle."""
-    cpuinfo = Path("/proc/cpuinfo")
-    first = cpuinfo.read_text().split("\n\n")[0] if cpuinfo.exists() else ""
-    fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
-    flags = set(fields.get("flags", "").split())
-    if {"avx512f", "fma"} <= flags:  # 2 FMA units x 16 fp32 lanes x 2 FLOP
-        isa, per_cycle = "AVX-512 + FMA", 64
-    elif {"avx2", "fma"} <= flags:  # 2 x 8 x 2
-        isa, per_cycle = "AVX2 + FMA", 32
-    else:
-        isa, per_cycle = "no FMA (or not x86)", 16
-    if flop_per_cycle:
-        isa, per_cycle = f"{isa}, --flop-per-cycle", flop_per_cycle
-    if ghz:
-        clock_source = "--ghz"
-    elif fields.get("cpu MHz"):
-        ghz = float(fields["cpu MHz"]) / 1000
-        clock_source = "/proc/cpuinfo 'cpu MHz'; cores may boost above it"
-    else:
-        ghz, clock_source = 2.5, "assumed: no clock in /proc/cpuinfo (set --ghz)"
-    cores = min(len(os.sched_getaffinity(0)), threads)
-    gflops = cores * ghz * per_cycle
-    return {
-        "model": fields.get("model name", platform.processor()),
-        "affinity_cores": len(os.sched_getaffinity(0)),
-        "cores": cores,
-        "ghz": ghz,
-        "clock_source": clock_source,
-        "isa": isa,
-        "flop_per_cycle": per_cycle,
-        "gflops": gflops,
-        "note": f"peak = {cores} core(s) (min of affinity and threads) x {ghz:.3g} GHz "
-        f"[{clock_source}] x {per_cycle} FLOP/cycle [{isa}] = {gflops:.0f} GFLOP/s fp32. "
-        "Cores that run AVX-512 on 256-bit units (e.g. AMD Zen 4) reach half: --flop-per-cycle 32.",
-    }
-
-
-def step_flops(cfg: Config, dataset: Dataset, sampler: EpochSampler, device) -> float:
-    """FLOPs of one eager step (forward + backward, as FlopCounterMode counts them)."""
-    run = Run(cfg, dataset, sampler, 1, device)
-    with FlopCounterMode(display=False) as counter:
-        run()
-    return counter.get_total_flops()
 
 
 def grey(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -114,7 +77,7 @@ def entries(methods: list[str], args) -> list[tuple[str, str, list[str]]]:
 
 
 def bench_method(
-    preset: str, overrides: list[str], images: list, configs: list[str], args, peak: dict, device
+    key: str, preset: str, overrides: list[str], images: list, configs: list[str], args, env, device
 ) -> dict:
     cfgs = {c: load_config(preset, [*overrides, *CONFIGS[c]]) for c in configs}
     eager = cfgs["eager"]
@@ -127,14 +90,10 @@ def bench_method(
     result: dict = {"preset": preset, "gflop_per_step": flops / 1e9, "batch_size": batch}
     result |= {"noise": eager.noise, "in_channels": eager.model.in_channels}
     result |= {"patch_size": eager.data.patch_size, "features": eager.model.features}
-    for c in runs:
-        gflops = flops / 1e9 * timing[c]["steps_per_s"]
-        result[c] = {
-            "overrides": CONFIGS[c],
-            **timing[c],
-            "gflops": gflops,
-            "peak_fraction": gflops / peak["gflops"] if device.type == "cpu" else None,
-        }
+    for c in runs:  # GFLOP/s and its fraction of the measured ceiling of the same precision
+        precision = "bf16" if c == "bf16" else "fp32"
+        rate = flop_rate(flops / 1e9, timing[c]["step_s"], env, precision, f"{key} {c} step")
+        result[c] = {"overrides": CONFIGS[c], **timing[c], "precision": precision, **rate}
     if "compile" in runs:  # compile time: the first steps' excess over the steady step time
         comp, base = result["compile"], result["channels_last"]
         comp["compile_s"] = max(0.0, sum(comp["warmup_s"]) - args.warmup * comp["step_s"])
@@ -163,8 +122,7 @@ def main() -> None:
         help=f"n2v global batch sizes, one entry each (default {' '.join(map(str, N2V_BATCHES))}; "
         f"--quick: {' '.join(map(str, N2V_QUICK_BATCHES))})",
     )
-    parser.add_argument("--ghz", type=float, help="CPU clock for the peak (default: /proc/cpuinfo)")
-    parser.add_argument("--flop-per-cycle", type=int, help="fp32 FLOP/cycle/core (default: flags)")
+    add_machine_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
     resolve_timing(args)
@@ -178,24 +136,26 @@ def main() -> None:
         configs.remove("bf16")
         print("bf16 skipped: this CPU has no native bf16")
 
+    env = environment(device, args.max_ghz)  # the machine, and this run's own ceiling first
+    env["ceiling"] = measure_ceiling(device, env["machine"], quick)
     images, source = training_images(16 if quick else None)
-    peak = cpu_peak(torch.get_num_threads(), args.ghz, args.flop_per_cycle)
     grey_images = grey(images) if "n2v" in args.methods else []
     results = {
         key: bench_method(
+            key,
             preset,
             overrides,
             grey_images if preset == N2V_PRESET else images,
             configs,
             args,
-            peak,
+            env,
             device,
         )
         for key, preset, overrides in entries(args.methods, args)
     }
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, data {source}")
-    print(f"CPU {peak['model']}: {peak['note']}")
+    print(describe_machine(env))
     print(
         f"{args.steps} steps x {args.repeats} repeats after {args.warmup} warm-up; batch and "
         f"patch per method below; data loading timed; pin_memory {device.type == 'cuda'} "
@@ -203,11 +163,11 @@ def main() -> None:
     )
     width = max(6, *(len(m) for m in results))
     header = f"{'method':{width}} {'config':14} {'step/s':>7} {'img/s':>7} {'ratio':>6} {'wait':>6}"
-    print(header + f" {'GFLOP/s':>8} {'peak':>6} {'first s':>8}")
+    print(header + f" {'GFLOP/s':>8} {'ceil':>6} {'first s':>8}")
     for m, r in results.items():
         for c in configs:
             x = r[c]
-            fraction = f"{x['peak_fraction']:6.1%}" if x["peak_fraction"] is not None else "   n/a"
+            fraction = f"{x['ceiling_fraction']:6.1%}"
             rates = f"{x['steps_per_s']:7.3f} {x['images_per_s']:7.2f} {x['ratio']:6.3f}"
             flops = f"{x['data_wait_fraction']:6.1%} {x['gflops']:8.1f} {fraction}"
             print(f"{m:{width}} {c:14} {rates} {flops} {x['warmup_s'][0]:8.2f}")
@@ -223,14 +183,12 @@ def main() -> None:
                 f"; compile {r['compile']['compile_s']:.1f} s, break-even vs channels_last: {even}"
             )
         print(line)
-    if any((r[c]["peak_fraction"] or 0) > 1 for r in results.values() for c in configs):
-        print("above 100% of peak: the clock (or FLOP/cycle) assumed is too low; set --ghz")
+    print("ceil: GFLOP/s as a fraction of the measured conv ceiling of the same precision")
     if "compile" not in configs:
         print("compile skipped (--quick without --with-compile)")
 
     report = {
-        **environment(device),
-        "cpu": peak,
+        **env,
         "settings": {
             "quick": quick,
             "steps": args.steps,
@@ -250,4 +208,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_or_exit(main)
