@@ -59,6 +59,7 @@ WHEELS = (
     "typing-inspection==0.4.2",
 )
 """Missing on the GPU machines' image (Python 3.12); everything else restorekit needs is there."""
+DRY_RUN_BUDGET_S = 8.0
 RESERVE_S = 25.0
 """Kept free at the end of the window: final save, copying the results, the call's return."""
 
@@ -363,7 +364,7 @@ def throughput(campaign: Campaign, device) -> dict:
             for mode, settings in MODES.items():
                 if "compile" in mode and (name != "ne2ne" or campaign.dry_run):
                     continue
-                if campaign.left() < (10 if campaign.dry_run else 240):
+                if not campaign.dry_run and campaign.left() < 240:
                     row[mode] = "skipped: the window's time goes to training"
                     continue
                 folder = Path(tmp) / ("grey" if name == "n2v" else "rgb")
@@ -415,7 +416,8 @@ def train_target(campaign: Campaign, target: Target, pack: Path, device) -> dict
     from restorekit.configs import load_config
     from restorekit.engine import train
 
-    budget = campaign.left() - (2.0 if campaign.dry_run else RESERVE_S)
+    # a dry run trains a fixed few seconds, whatever the load of the machine running the tests
+    budget = DRY_RUN_BUDGET_S if campaign.dry_run else campaign.left() - RESERVE_S
     if budget < (5 if campaign.dry_run else 20):
         print(f"training skipped: {budget:.0f} s left")
         return {"skipped": f"{budget:.0f} s left"}

@@ -71,6 +71,7 @@ def test_two_processes_take_the_same_steps_as_one(photo_folder, tmp_path):
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == [
         "last.safetensors",
         "last.state.pt",
+        "previous.state.pt",  # the resume point before the last (restorekit.engine.checkpoint)
     ]
 
 

@@ -280,7 +280,7 @@ def test_denoise_command_on_a_stack_keeps_layout_and_dtype(tmp_path):
     assert result.exit_code == 0, result.output
     out = tifffile.imread(tmp_path / "out" / "s.tif")
     assert out.shape == stack.shape and out.dtype == np.uint8
-    result = CliRunner().invoke(main, [*args, "--bit-depth", "32", "--tta"])
+    result = CliRunner().invoke(main, [*args, "--bit-depth", "32", "--tta", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert tifffile.imread(tmp_path / "out" / "s.tif").dtype == np.float32
 

@@ -314,7 +314,8 @@ def test_denoise_command_says_which_backend_it_chose(zoo, tmp_path, astronaut):
         (["--tta"], "backend: torch (--tta given)"),
         (["--backend", "onnx", "--tta"], "backend: onnxruntime (--backend onnx"),
     ):
-        args = ["denoise", "in", "-o", "out", "--model", "tiny", "--device", "cpu", *extra]
+        args = ["denoise", "in", "-o", "out", "--model", "tiny", "--device", "cpu", "--overwrite"]
+        args += extra
         result = runner.invoke(main, args)
         assert result.exit_code == 0 and said in result.output, result.output
     assert "--backend [auto|torch|onnx]" in runner.invoke(main, ["denoise", "--help"]).output

@@ -320,7 +320,7 @@ def test_one_rednet_trains_on_several_scales_and_upscales_at_each(photos, tmp_pa
     assert upscaled.exit_code == 0, upscaled.output
     lr = read_image(photos / "img0.png").array
     assert read_image(out / "img0.png").array.shape[:2] == (lr.shape[0] * 3, lr.shape[1] * 3)
-    assert "upscales x2/x3" in run(main, [*args, "--scale", "4"]).output
+    assert "upscales x2/x3" in run(main, [*args, "--scale", "4", "--overwrite"]).output
 
 
 # Evaluation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from restorekit.errors import RestorekitError
 
 if TYPE_CHECKING:
     from restorekit.infer.array_model import ArrayModel
+    from restorekit.io.outputs import OutputPlan
     from restorekit.zoo import ZooModel
 
 device_option = click.option(
@@ -163,7 +165,16 @@ def presets() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
-@click.option("--save-dir", type=click.Path(path_type=Path), help="Save input/output images.")
+@click.option(
+    "--save-dir",
+    type=click.Path(path_type=Path),
+    help="Save input/output images here (outside --data).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace images already in --save-dir (without it, eval stops first when one exists).",
+)
 @click.option(
     "--scale", type=click.IntRange(min=2), help="Upscaling models: one of the model's scales."
 )
@@ -188,6 +199,7 @@ def evaluate(
     rgb: bool,
     backend: str,
     device: str | None,
+    overwrite: bool,
 ) -> None:
     """Measure PSNR/SSIM before and after, by the model's task: denoising as the
     Neighbor2Neighbor paper did; super-resolution as the EDSR paper did (Y channel, border =
@@ -199,8 +211,16 @@ def evaluate(
     from restorekit.data import load_images
     from restorekit.degrade import parse_noise
     from restorekit.evaluation import default_repeats, evaluate_denoising, format_report
+    from restorekit.evaluation.denoising import saved_names
     from restorekit.infer.backends import open_model
-    from restorekit.io import to_uint8
+    from restorekit.io import list_images, to_uint8
+    from restorekit.io.outputs import check_save_dir, refuse_inputs
+
+    paths = list_images(data)
+    if save_dir is not None:
+        check_save_dir(save_dir, data)
+    if json_path is not None:
+        refuse_inputs(json_path, paths, "--json")
 
     # No option is left to PyTorch: the evaluation's self-ensemble averages the model's outputs
     # on the 8 flipped/rotated LR images in NumPy, whichever backend runs the model.
@@ -214,13 +234,16 @@ def evaluate(
                 chosen, reason=f"{chosen.reason}; --ensemble runs on either backend"
             )
         click.echo(chosen.describe())
-        _evaluate_upscaling(model, chosen.name, data, json_path, save_dir, scale, ensemble, rgb)
+        _evaluate_upscaling(
+            model, chosen.name, data, json_path, save_dir, scale, ensemble, rgb, overwrite
+        )
         return
     if scale or ensemble or rgb:
         raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
     spec = noise or model.facts.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
+    _plan_saved(paths, save_dir, saved_names, overwrite)
     click.echo(chosen.describe())
     arrays, names = load_images(data, model.facts.in_channels)
     images = [to_uint8(a) for a in arrays]
@@ -242,6 +265,22 @@ def evaluate(
 _DISPLAY_NAMES = {"edsr": "EDSR", "rednet": "RED-Net"}
 
 
+def _plan_saved(
+    paths: list[Path],
+    save_dir: Path | None,
+    names: Callable[[str], tuple[str, ...]],
+    overwrite: bool,
+) -> None:
+    """Check the images ``eval --save-dir`` writes (``names``: an input's file names) before
+    any work; remove the temporary files an interrupted run left there."""
+    from restorekit.io.outputs import plan_files
+
+    if save_dir is not None:
+        pairs = [(p, save_dir / name) for p in paths for name in names(p.name)]
+        plan = plan_files(pairs, save_dir, overwrite=overwrite, option="--save-dir", can_skip=False)
+        _start_writing(plan)
+
+
 def _evaluate_upscaling(
     model: ArrayModel,
     backend: str,
@@ -251,8 +290,10 @@ def _evaluate_upscaling(
     scale: int | None,
     ensemble: bool,
     rgb: bool,
+    overwrite: bool,
 ) -> None:
     from restorekit.evaluation import evaluate_upscaling, format_upscaling_report
+    from restorekit.evaluation.upscaling import saved_names
     from restorekit.io import list_images, read_image
 
     facts = model.facts  # either backend's model: its descriptor's facts
@@ -265,6 +306,7 @@ def _evaluate_upscaling(
         )
     scale = scale or facts.scale
     paths = list_images(data)
+    _plan_saved(paths, save_dir, lambda name: saved_names(name, scale), overwrite)
     images = [read_image(p).array for p in paths]
 
     def upscale(lr):  # C x h x w float32 -> C x sh x sw
@@ -332,6 +374,18 @@ files_options = _stack(
         type=click.Choice(["8", "16", "32"]),
         help="Output bits per sample, 32 = float TIFF (default: each input's).",
     ),
+    click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace output files that exist; with -o naming the inputs' folder, replace the "
+        "inputs by their results (each read whole first, replaced only once its result is "
+        "complete). Without it, existing files are never replaced: the command stops first.",
+    ),
+    click.option(
+        "--skip-existing",
+        is_flag=True,
+        help="Skip the inputs whose output file exists (and say how many).",
+    ),
 )
 tiling_options = _stack(
     click.option(
@@ -354,18 +408,11 @@ tiling_options = _stack(
 )
 
 
-def save(
-    out: Path,
-    source: Path,
-    array: object,
-    alpha: object,
-    out_format: str | None,
-    bit_depth: str | None,
-) -> None:
-    """Write a result beside ``out`` under the source's name, converted if asked."""
+def save(target: Path, array: object, alpha: object, bit_depth: str | None) -> None:
+    """Write a result to ``target`` (planned by :mod:`restorekit.io.outputs`), converted to
+    ``bit_depth`` if asked."""
     from restorekit.io import convert_depth, write_image
 
-    target = out / (source.stem + f".{out_format}" if out_format else source.name)
     if bit_depth is not None:
         array = convert_depth(array, int(bit_depth))
         alpha = None if alpha is None else convert_depth(alpha[..., None], int(bit_depth))[..., 0]
@@ -403,11 +450,17 @@ def denoise(
     axes: str | None,
     tta: bool,
     device: str | None,
+    overwrite: bool,
+    skip_existing: bool,
 ) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth unless
-    --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes."""
+    --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes.
+
+    Nothing is replaced without --overwrite: outputs that exist, inputs (-o naming their
+    folder) and two inputs of the same output name stop the command before any work."""
     from tqdm import tqdm
 
+    from restorekit.data.stacks import list_stacks
     from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
 
@@ -415,23 +468,63 @@ def denoise(
         raise click.UsageError(
             "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
         )
+    if axes is not None:  # stacks keep their name (TIFF)
+        plan = _plan(list_stacks(list(inputs)), out, None, overwrite, skip_existing)
+    else:
+        plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
+    if not plan.outputs:
+        click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")
+        return
     torch_options = [name for name, given in (("--tta", tta), ("--axes", axes)) if given]
     chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
     click.echo(chosen.describe())
+    _start_writing(plan)
     if axes is not None:
-        _denoise_stacks(inputs, out, bit_depth, chosen.model, axes, tta)
+        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta)
         return
-    paths = list_images(list(inputs))
-    for path in tqdm(paths, desc="denoise", unit="img"):
-        image = read_image(path)
+    for item in tqdm(plan.outputs, desc="denoise", unit="img"):
+        image = read_image(item.source)
         denoised = chosen.model.denoise(image.array, ensemble=tta)
-        save(out, path, denoised, image.alpha, out_format, bit_depth)
-    click.echo(f"{len(paths)} image(s) denoised into {out}")
+        save(item.target, denoised, image.alpha, bit_depth)
+    click.echo(f"{len(plan.outputs)} image(s) denoised into {out}{_skipped(plan)}")
+
+
+def _plan(
+    inputs: list[Path],
+    out: Path,
+    out_format: str | None,
+    overwrite: bool,
+    skip_existing: bool,
+) -> OutputPlan:
+    """Every input's output file in ``out``, checked before any work (see
+    :mod:`restorekit.io.outputs`)."""
+    from restorekit.io.outputs import plan_outputs
+
+    return plan_outputs(
+        inputs, out, extension=out_format, overwrite=overwrite, skip_existing=skip_existing
+    )
+
+
+def _start_writing(plan: OutputPlan) -> None:
+    """Say what the plan skips or replaces; remove the temporary files an interrupted run left
+    in the output folder."""
+    from restorekit.io.files import remove_orphan_temporaries
+
+    for line in plan.notes():
+        click.echo(line)
+    removed = remove_orphan_temporaries(plan.folder)
+    if removed:
+        click.echo(
+            f"removed {len(removed)} temporary file(s) left in {plan.folder} by an interrupted run"
+        )
+
+
+def _skipped(plan: OutputPlan) -> str:
+    return f"; {len(plan.skipped)} skipped (output exists)" if plan.skipped else ""
 
 
 def _denoise_stacks(
-    inputs: tuple[Path, ...],
-    out: Path,
+    plan: OutputPlan,
     bit_depth: str | None,
     model: ArrayModel,
     axes: str,
@@ -439,15 +532,17 @@ def _denoise_stacks(
 ) -> None:
     import numpy as np
 
-    from restorekit.data.stacks import list_stacks
     from restorekit.io import read_tiff, write_stack
 
-    paths = list_stacks(list(inputs))
-    for path in paths:
+    for item in plan.outputs:
         dtype = np.float32 if bit_depth == "32" else None
-        denoised = model.denoise_stack(read_tiff(path), axes, ensemble=tta, dtype=dtype)
-        write_stack(out / path.name, denoised)
-    click.echo(f"{len(paths)} stack(s) denoised into {out}")
+        stack = read_tiff(item.source)  # memory-mapped when it can be
+        if item.in_place:
+            stack = np.array(stack)  # read whole before its result replaces it
+        denoised = model.denoise_stack(stack, axes, ensemble=tta, dtype=dtype)
+        del stack
+        write_stack(item.target, denoised)
+    click.echo(f"{len(plan.outputs)} stack(s) denoised into {plan.folder}{_skipped(plan)}")
 
 
 @main.command()
@@ -480,14 +575,22 @@ def upscale(
     overlap: int | None,
     backend: str,
     device: str | None,
+    overwrite: bool,
+    skip_existing: bool,
 ) -> None:
-    """Upscale image files and folders (super-resolution); format and bit depth kept."""
+    """Upscale image files and folders (super-resolution); format and bit depth kept.
+
+    Nothing is replaced without --overwrite (as for `restorekit denoise`)."""
     from tqdm import tqdm
 
     from restorekit.infer.arrays import upscale_alpha
     from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
 
+    plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
+    if not plan.outputs:
+        click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")
+        return
     torch_options = ["--ensemble"] if ensemble else []
     chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
     model = chosen.model
@@ -499,13 +602,13 @@ def upscale(
         listed = "/".join(f"x{s}" for s in trained)
         raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}")
     scale = scale or model.facts.scale
-    paths = list_images(list(inputs))
-    for path in tqdm(paths, desc=f"upscale x{scale}", unit="img"):
-        image = read_image(path)
+    _start_writing(plan)
+    for item in tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img"):
+        image = read_image(item.source)
         alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
         result = model.upscale(image.array, ensemble=ensemble, scale=scale)
-        save(out, path, result, alpha, out_format, bit_depth)
-    click.echo(f"{len(paths)} image(s) upscaled x{scale} into {out}")
+        save(item.target, result, alpha, bit_depth)
+    click.echo(f"{len(plan.outputs)} image(s) upscaled x{scale} into {out}{_skipped(plan)}")
 
 
 @main.command()
@@ -519,12 +622,17 @@ def upscale(
     "-o", "--out", type=click.Path(path_type=Path), required=True, help="The .onnx file to write."
 )
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
-def export(model_name: str, out: Path, opset: int) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the .onnx file if it exists.")
+def export(model_name: str, out: Path, opset: int, overwrite: bool) -> None:
     """Export a model to ONNX (dynamic batch and size, 2D or 3D), checked with ONNX Runtime;
-    run it with `--model FILE.onnx` (per-channel normalisation is applied outside the graph)."""
+    run it with `--model FILE.onnx` (per-channel normalisation is applied outside the graph).
+    Never writes over the model, a folder or a file that is not .onnx."""
     from restorekit.infer.onnx_export import export_onnx
+    from restorekit.io.outputs import plan_export
+    from restorekit.zoo import resolve_model
 
-    result = export_onnx(model_name, out, opset=opset)
+    plan_export(out, resolve_model(model_name), overwrite=overwrite)
+    result = export_onnx(model_name, out, opset=opset, overwrite=overwrite)
     shape = "x".join(map(str, result.check_shape))
     click.echo(
         f"wrote {result.path} (opset {result.opset}); ONNX Runtime matches PyTorch on a "
@@ -567,8 +675,10 @@ def import_(
 ) -> None:
     """Convert an authors' published CHECKPOINT into a restorekit model file (read with
     weights_only=True; see restorekit.nets.official); use it as `--model OUT`."""
+    from restorekit.io.outputs import refuse_inputs
     from restorekit.nets.official import import_checkpoint
 
+    refuse_inputs(out, [checkpoint], "-o")
     result = import_checkpoint(checkpoint, arch, out, scale, rgb_range, noise)
     d = result.descriptor
     what = f"upscales x{d.scale}" if d.task == "upscale" else f"denoises ({d.noise or 'noise ?'})"

@@ -36,7 +36,13 @@ from restorekit.data.device import DevicePatches
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine import distributed
 from restorekit.engine.budget import Plan, TimeBudget, is_final
-from restorekit.engine.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from restorekit.engine.checkpoint import (
+    checkpoint_paths,
+    load_checkpoint,
+    previous_state_path,
+    remove_leftover_temporaries,
+    save_checkpoint,
+)
 from restorekit.engine.logger import RunLogger
 from restorekit.engine.run_data import TrainData, load_train_data
 from restorekit.engine.run_data import steps_per_epoch as count_steps
@@ -208,6 +214,7 @@ def _start(
 ) -> _Run:
     """Check and record the run, build its pieces, resume or initialise, write the first line."""
     _record(cfg, run_dir, resume, command, context.is_main)
+    leftovers = remove_leftover_temporaries(run_dir) if context.is_main else []
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     stepper = Stepper.from_config(cfg, context)
@@ -246,8 +253,11 @@ def _start(
         best_psnr=state.best_psnr if state else float("-inf"),
     )
     log.line(_first_line(run, resume))
-    if state and state.ema_note:
-        log.line(state.ema_note)
+    for note in (state.recovery, state.ema_note) if state else ():
+        if note:
+            log.line(note)
+    if leftovers:
+        log.line(f"removed {len(leftovers)} temporary file(s) left by a killed run")
     if run.plan_from_budget:
         log.line(f"resumed with the plan its time budget fixed: {plan.total_steps} steps")
     if _on_device(cfg, data, context.device):
@@ -282,7 +292,9 @@ def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) 
     when resuming are kept) and append the command to commands.log."""
     if not cfg.data.train:
         raise ConfigError("no training data: set data.train in the config or pass --data DIR")
-    if not resume and checkpoint_paths(run_dir)[1].exists():
+    if not resume and (
+        checkpoint_paths(run_dir)[1].exists() or previous_state_path(run_dir).exists()
+    ):
         raise RestorekitError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
             "or pick another --out"

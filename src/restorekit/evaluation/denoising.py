@@ -55,6 +55,12 @@ class EvalReport:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
+def saved_names(name: str) -> tuple[str, str]:
+    """The files ``save_dir`` receives for the image ``name``: its noisy and denoised PNGs."""
+    stem = Path(name).stem
+    return f"{stem}_noisy.png", f"{stem}_denoised.png"
+
+
 def evaluate_denoising(
     denoise: Callable[[np.ndarray], np.ndarray],
     images: Sequence[np.ndarray],
@@ -81,9 +87,9 @@ def evaluate_denoising(
                 (psnr(clean, noisy8), ssim(clean, noisy8), psnr(clean, out8), ssim(clean, out8))
             )
             if save_dir is not None and repeat == 0:
-                stem = Path(name).stem
-                write_image(Path(save_dir) / f"{stem}_noisy.png", noisy8)
-                write_image(Path(save_dir) / f"{stem}_denoised.png", out8)
+                noisy_name, denoised_name = saved_names(name)
+                write_image(Path(save_dir) / noisy_name, noisy8)
+                write_image(Path(save_dir) / denoised_name, out8)
         mean = np.mean(scores, axis=0)
         rows.append(
             {

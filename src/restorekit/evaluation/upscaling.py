@@ -61,6 +61,12 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     return float_to_array(np.clip(up, 0.0, 1.0).transpose(2, 0, 1), np.uint8)
 
 
+def saved_names(name: str, scale: int) -> tuple[str, str, str]:
+    """The files ``save_dir`` receives for the image ``name``: LR, bicubic and upscaled PNGs."""
+    stem = Path(name).stem
+    return f"{stem}_lr.png", f"{stem}_bicubic.png", f"{stem}_x{scale}.png"
+
+
 def evaluate_upscaling(
     upscale: Callable[[np.ndarray], np.ndarray],
     hr_images: Sequence[np.ndarray],
@@ -106,10 +112,9 @@ def evaluate_upscaling(
             }
         )
         if save_dir is not None:
-            stem = Path(name).stem
-            write_image(Path(save_dir) / f"{stem}_lr.png", lr8)
-            write_image(Path(save_dir) / f"{stem}_bicubic.png", bicubic8)
-            write_image(Path(save_dir) / f"{stem}_x{scale}.png", out8)
+            saved = zip(saved_names(name, scale), (lr8, bicubic8, out8), strict=True)
+            for file_name, pixels in saved:
+                write_image(Path(save_dir) / file_name, pixels)
     columns = ("psnr_in", "ssim_in", "psnr", "ssim")
     means = {c: float(np.mean([r[c] for r in rows])) for c in columns}
     return EvalReport(

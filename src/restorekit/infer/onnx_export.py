@@ -43,6 +43,7 @@ from restorekit.infer.memory import ONNXRUNTIME_FACTOR, measure_bytes_per_pixel
 from restorekit.infer.model import RestorationModel, load_model
 from restorekit.infer.tiling import round_up
 from restorekit.io import atomic_write, sha256_file
+from restorekit.io.files import temporary_path
 from restorekit.zoo import resolve_model
 
 DEFAULT_OPSET = 17
@@ -72,22 +73,30 @@ def export_onnx(
     out_path: str | Path,
     opset: int = DEFAULT_OPSET,
     tolerance: float = 1e-4,
+    overwrite: bool = True,
 ) -> OnnxExport:
     """Export a model (a :class:`RestorationModel`, shipped name, model file or run folder).
 
     Raises :class:`OnnxExportError` when the exporter fails or when ONNX Runtime's output
     differs from PyTorch's by more than ``tolerance`` (max abs) on the check input; then
-    ``out_path`` is not written.
+    ``out_path`` is not written. ``out_path`` is checked first
+    (:func:`restorekit.io.outputs.plan_export`): it must be named ``*.onnx``, and the model
+    file, a folder or an existing file of another kind is never written over; an existing
+    ``.onnx`` file is replaced only with ``overwrite``. A folder that cannot be made or
+    written raises ``OSError``.
     """
     import onnx
 
     from restorekit import __version__
+    from restorekit.io.outputs import plan_export
 
     weights_sha256 = None
     if isinstance(model_or_path, RestorationModel):
+        plan_export(Path(out_path), None, overwrite=overwrite, check_parents=False)
         model = model_or_path
     else:
         weights = resolve_model(model_or_path)
+        plan_export(Path(out_path), weights, overwrite=overwrite, check_parents=False)
         weights_sha256 = sha256_file(weights)
         model = load_model(weights, device="cpu")
     descriptor = model.descriptor
@@ -98,7 +107,7 @@ def export_onnx(
     axes = {0: "batch", **{2 + i: name for i, name in enumerate(SPATIAL_AXES[-dims:])}}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_graph = out_path.with_name(f".{out_path.name}.export")
+    tmp_graph = temporary_path(out_path)  # a name remove_orphan_temporaries knows
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation, tracer notes
