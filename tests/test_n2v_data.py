@@ -105,6 +105,12 @@ def test_constant_channel_with_meanstd_is_refused(tmp_path):
         compute_normalization(stacks, [(0, 0), (0, 1)], "meanstd", (32, 32))
 
 
+def test_volumes_without_a_patch_depth_are_refused():
+    volume = np.zeros((1, 1, 8, 16, 16), np.float32)  # S C Z Y X
+    with pytest.raises(ConfigError, match="patch depth"):
+        StackPatchDataset([volume], [(0, 0)], 16, None, False)
+
+
 def test_percentile_normalization_maps_the_percentiles_to_0_and_1(tmp_path):
     values = np.random.default_rng(7).random((2, 2, 40, 40)).astype(np.float32)  # S C Y X
     write_stack(tmp_path / "s.tif", values)

@@ -14,6 +14,8 @@ import click
 from restorekit.errors import RestorekitError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from restorekit.infer.array_model import ArrayModel
     from restorekit.io.outputs import OutputPlan
     from restorekit.zoo import ZooModel
@@ -205,8 +207,6 @@ def evaluate(
     Neighbor2Neighbor paper did; super-resolution as the EDSR paper did (Y channel, border =
     scale, bicubic as the "before")."""
     import dataclasses
-
-    import numpy as np
 
     from restorekit.data import load_images
     from restorekit.degrade import parse_noise
@@ -408,7 +408,7 @@ tiling_options = _stack(
 )
 
 
-def save(target: Path, array: object, alpha: object, bit_depth: str | None) -> None:
+def save(target: Path, array: np.ndarray, alpha: np.ndarray | None, bit_depth: str | None) -> None:
     """Write a result to ``target`` (planned by :mod:`restorekit.io.outputs`), converted to
     ``bit_depth`` if asked."""
     from restorekit.io import convert_depth, write_image

@@ -128,7 +128,8 @@ def _random_patch(
     volume = stacks[k][s]
     sizes = zip(volume.shape[1:], patch_shape, strict=True)
     region = [slice(a, a + p) for a, p in ((int(rng.integers(0, n - p + 1)), p) for n, p in sizes)]
-    return _unit(volume[(slice(None), *region)])
+    index: tuple[slice, ...] = (slice(None), *region)
+    return _unit(volume[index])
 
 
 class StackPatchDataset(Dataset):
@@ -150,7 +151,11 @@ class StackPatchDataset(Dataset):
         self.stacks, self.slices, self.augment = stacks, slices, augment
         self.normalization = normalization
         dims = stacks[0].ndim - 2
-        self.patch_shape = ((patch_depth,) if dims == 3 else ()) + (patch_size, patch_size)
+        self.patch_shape: tuple[int, ...] = (patch_size, patch_size)
+        if dims == 3:
+            if patch_depth is None:
+                raise ConfigError("stacks with a Z axis need a patch depth (data.patch_depth)")
+            self.patch_shape = (patch_depth, *self.patch_shape)
         for k, stack in enumerate(stacks):
             small = any(
                 length < p for length, p in zip(stack.shape[2:], self.patch_shape, strict=True)

@@ -252,6 +252,7 @@ def _choose_state(run_dir: Path) -> tuple[Path, dict[str, Any], str | None]:
                         f"{previous} (step {state['step']})"
                     )
             return path, state, recovery
+        assert problem is not None  # _read_state gives a state or what is wrong
         problems[path] = problem
     if problems[previous] == "is missing":
         problems[previous] = "is missing (a run keeps two checkpoints once it has saved two)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -77,7 +78,8 @@ class Stepper:
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         model = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        model = model.to(context.device, memory_format=memory_format).train()
+        # Module.to takes memory_format at runtime; torch's overloads of it leave it out
+        model = model.to(context.device, memory_format=memory_format).train()  # type: ignore[call-overload]
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=cfg.optim.lr,
@@ -94,8 +96,8 @@ class Stepper:
                 model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True
             )
         net = wrap(model, context)
-        if cfg.train.compile:
-            net = torch.compile(net)
+        if cfg.train.compile:  # compiling a Module gives a Module (an OptimizedModule)
+            net = cast(nn.Module, torch.compile(net))
         return cls(
             model,
             net,
@@ -122,7 +124,7 @@ class Stepper:
         chunks = torch.arange(len(sample["seed"])).chunk(self.accumulate)
         for i, index in enumerate(chunks):
             last = i == len(chunks) - 1
-            sync = self.net.no_sync() if self.distributed and not last else contextlib.nullcontext()
+            sync = self._no_sync() if self.distributed and not last else contextlib.nullcontext()
             with sync:
                 out = self._loss({k: v[index] for k, v in sample.items()}, progress)
                 self.scaler.scale(out.total / len(chunks)).backward()
@@ -147,6 +149,11 @@ class Stepper:
             return float(self.method.loss(net, batch, progress, rng).total)
         finally:
             net.train()
+
+    def _no_sync(self) -> contextlib.AbstractContextManager[None]:
+        """DDP's ``no_sync``: no gradient all-reduce in this micro-batch (``distributed`` only:
+        ``net`` is DDP, or torch.compile's wrapper of it, which forwards the attribute)."""
+        return cast(nn.parallel.DistributedDataParallel, self.net).no_sync()
 
     def _loss(self, sample: dict[str, torch.Tensor], progress: Progress) -> LossOutput:
         rng = SampleRandom.for_device(sample["seed"], self.device)

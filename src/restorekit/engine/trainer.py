@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -96,13 +96,16 @@ def describe(
     model: torch.nn.Module,
     run_dir: Path,
     command: str,
-    task: str = "denoise",
+    task: Literal["denoise", "upscale"] = "denoise",
     normalization: dict | None = None,
 ) -> ModelDescriptor:
     """The descriptor saved with every checkpoint of this run (``task``: the method's;
     ``normalization``: the stacks' per-channel statistics, undone on output at inference)."""
     commands = run_dir / "commands.log"
     upscale = task == "upscale"
+    stacks: dict[str, Any] = (
+        {"axes": cfg.data.axes, "normalization": normalization} if cfg.data.axes else {}
+    )
     return ModelDescriptor(
         arch=cfg.model.arch,
         arch_args=cfg.model.model_dump(exclude={"arch"}),
@@ -115,7 +118,7 @@ def describe(
         size_multiple=getattr(model, "size_multiple", 1),
         noise=cfg.noise,
         method=cfg.method.name,
-        **({"axes": cfg.data.axes, "normalization": normalization} if cfg.data.axes else {}),
+        **stacks,
         training={
             "data": [str(p) for p in cfg.data.train],
             "command": command,
@@ -261,6 +264,7 @@ def _start(
     if run.plan_from_budget:
         log.line(f"resumed with the plan its time budget fixed: {plan.total_steps} steps")
     if _on_device(cfg, data, context.device):
+        assert isinstance(data.dataset, PatchDataset)  # what _on_device allows
         run.device_patches = DevicePatches(data.dataset, context.device)
         log.line(f"training images held on {context.device}: patches cut there in batches")
     if cfg.train.init_from is not None and not resume:

@@ -103,7 +103,15 @@ def evaluate_denoising(
     columns = ("psnr_in", "ssim_in", "psnr", "ssim")
     means = {c: float(np.mean([r[c] for r in rows])) for c in columns}
     return EvalReport(
-        noise=noise.spec, repeats=repeats, seed=seed, n_images=len(rows), images=rows, **means
+        noise=noise.spec,
+        repeats=repeats,
+        seed=seed,
+        n_images=len(rows),
+        images=rows,
+        psnr_in=means["psnr_in"],
+        ssim_in=means["ssim_in"],
+        psnr=means["psnr"],
+        ssim=means["ssim"],
     )
 
 

@@ -101,14 +101,13 @@ def evaluate_upscaling(
                 f"(x{scale})"
             )
         out8 = float_to_array(np.clip(out, 0.0, 1.0), np.uint8)
-        kw = {"crop_border": border, "y_channel": y_channel}
         rows.append(
             {
                 "name": name,
-                "psnr_in": psnr(hr, bicubic8, **kw),
-                "ssim_in": ssim(hr, bicubic8, **kw),
-                "psnr": psnr(hr, out8, **kw),
-                "ssim": ssim(hr, out8, **kw),
+                "psnr_in": psnr(hr, bicubic8, crop_border=border, y_channel=y_channel),
+                "ssim_in": ssim(hr, bicubic8, crop_border=border, y_channel=y_channel),
+                "psnr": psnr(hr, out8, crop_border=border, y_channel=y_channel),
+                "ssim": ssim(hr, out8, crop_border=border, y_channel=y_channel),
             }
         )
         if save_dir is not None:
@@ -127,7 +126,10 @@ def evaluate_upscaling(
         ensemble=ensemble,
         y_channel=y_channel,
         crop_border=border,
-        **means,
+        psnr_in=means["psnr_in"],
+        ssim_in=means["ssim_in"],
+        psnr=means["psnr"],
+        ssim=means["ssim"],
     )
 
 

@@ -184,7 +184,7 @@ class ArrayModel:
         return apply_to_image(run, image, self.facts.in_channels, scale)
 
     def denoise_stack(
-        self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike = None
+        self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike | None = None
     ) -> np.ndarray:
         """Denoised copy of a stack or volume laid out as ``axes`` (e.g. ``SZYX``, ``YXC``;
         :mod:`restorekit.io.axes`), one S slice at a time, in tiles when large.

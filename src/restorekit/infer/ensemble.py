@@ -10,11 +10,14 @@ import here). Costs 8 forward passes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-Array = TypeVar("Array")
+if TYPE_CHECKING:
+    import torch
+
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 TRANSFORMS = tuple((rotations, flip) for flip in (False, True) for rotations in range(4))
 """The 8 transforms as (quarter turns counter-clockwise, flip W first)."""
@@ -49,8 +52,9 @@ def inverse_transform(y: Array, rotations: int, flip: bool) -> Array:
 
 def self_ensemble(run: Callable[[Array], Array], x: Array) -> Array:
     """Mean of ``inverse_transform(run(transform(x)))`` over the 8 transforms (see module)."""
-    total = None
+    total: Array | None = None
     for rotations, flip in TRANSFORMS:
         out = inverse_transform(run(_contiguous(transform(x, rotations, flip))), rotations, flip)
         total = out if total is None else total + out
+    assert total is not None  # TRANSFORMS is not empty
     return total / len(TRANSFORMS)

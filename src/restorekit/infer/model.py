@@ -41,7 +41,8 @@ class RestorationModel(ArrayModel):
         self.channels_last = facts.dims == 2  # no 5D channels_last
         self.net = net.to(self.device).eval()
         if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format at runtime; torch's overloads of it leave it out
+            self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         bytes_per_pixel = measure_bytes_per_pixel(
             self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims
         )

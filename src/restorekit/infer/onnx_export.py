@@ -100,7 +100,8 @@ def export_onnx(
         weights_sha256 = sha256_file(weights)
         model = load_model(weights, device="cpu")
     descriptor = model.descriptor
-    net = copy.deepcopy(model.net).cpu().to(memory_format=torch.contiguous_format).eval()
+    # Module.to takes memory_format at runtime; torch's overloads of it leave it out
+    net = copy.deepcopy(model.net).cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     multiple = descriptor.size_multiple
     dims = model.facts.dims
     example = torch.rand(1, descriptor.in_channels, *[2 * multiple] * dims)

@@ -244,7 +244,7 @@ def tiled_apply(
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         batch = np.stack(
-            [padded[(image, slice(None), *_region(origins, pos, sides, 1))] for image, pos in chunk]
+            [padded[_index(image, _region(origins, pos, sides, 1))] for image, pos in chunk]
         )
         result = np.asarray(run(np.ascontiguousarray(batch)), dtype=np.float32)
         expected = [side * scale for side in sides]
@@ -258,11 +258,16 @@ def tiled_apply(
             out = np.zeros((x.shape[0], result.shape[1], *weights.shape), np.float32)
         for (image, pos), tile_out in zip(chunk, result, strict=True):
             region = _region(origins, pos, sides, scale)
-            out[(image, slice(None), *region)] += tile_out * _window(windows, pos)
+            out[_index(image, region)] += tile_out * _window(windows, pos)
     assert out is not None
     out /= weights
     crop = tuple(slice(0, length * scale) for length in size)
-    return np.ascontiguousarray(out[(slice(None), slice(None), *crop)])
+    return np.ascontiguousarray(out[_index(slice(None), crop)])
+
+
+def _index(image: int | slice, region: Sequence[slice]) -> tuple[int | slice, ...]:
+    """The index of ``region`` (spatial slices) of all channels of ``image`` (N x C x ...)."""
+    return (image, slice(None), *region)
 
 
 def _axis_windows(origins: Sequence[int], length: int, overlap: int) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -59,7 +60,7 @@ class TrainingMethod(ABC):
 
     name: str
     needs_noise: bool = False  # True when the method cannot run on real noisy data alone
-    task: str = "denoise"
+    task: Literal["denoise", "upscale"] = "denoise"
     """What the trained network does: "denoise" (same size out) or "upscale" (larger out)."""
 
     def check(self, noise: NoiseModel | None, paired: bool) -> None:

@@ -116,7 +116,7 @@ def struct_offsets(mask: Sequence | np.ndarray, dims: int) -> torch.Tensor:
     if array.ndim > dims:
         raise ConfigError(f"struct_mask has {array.ndim} axes but the data only {dims}")
     array = array.reshape((1,) * (dims - array.ndim) + array.shape)
-    centre = np.array(array.shape) // 2
+    centre: np.ndarray = np.array(array.shape) // 2
     return torch.from_numpy(np.argwhere(array == 1) - centre)
 
 

@@ -60,6 +60,7 @@ def _upsampler(features: int, scale: int) -> nn.Sequential:
 
 class EDSR(nn.Module):
     size_multiple = 1
+    mean: torch.Tensor  # buffer
 
     def __init__(
         self,

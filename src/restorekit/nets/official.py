@@ -36,14 +36,14 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from restorekit.degrade.noise import parse_noise
 from restorekit.errors import ConfigError, ModelLoadError, NoiseSpecError
-from restorekit.nets import build_net
+from restorekit.nets import EDSR, UNetNe2Ne, build_net
 from restorekit.nets.edsr import DIV2K_RGB_MEAN
 from restorekit.nets.files import ModelDescriptor, load_model_file, load_state, save_model
 
@@ -171,7 +171,7 @@ def _import_ne2ne_unet(
     features, in_channels = tensors["enc_conv0.weight"].shape[:2]
     out_channels = tensors["nin_c.weight"].shape[0]
     arch_args = {"in_channels": in_channels, "out_channels": out_channels, "features": features}
-    net = build_net("unet-ne2ne", **arch_args)
+    net = cast(UNetNe2Ne, build_net("unet-ne2ne", **arch_args))
     load_state(net, tensors, path)
     if noise is not None:
         try:
@@ -258,7 +258,7 @@ def _edsr_rgb_range(tensors: dict[str, torch.Tensor], path: Path, given: float |
         raise ModelLoadError(f"{path}: incomplete EDSR mean shift: no {', '.join(missing)}")
     mean = torch.tensor(DIV2K_RGB_MEAN, dtype=torch.float64)
     identity = torch.eye(3, dtype=torch.float64).view(3, 3, 1, 1)
-    ratios = []
+    parts = []
     for name, sign in (("sub_mean", -1), ("add_mean", 1)):
         weight, bias = (tensors[f"{name}.{k}"].double() for k in ("weight", "bias"))
         if weight.shape != identity.shape or not torch.allclose(weight, identity, atol=1e-6):
@@ -266,8 +266,8 @@ def _edsr_rgb_range(tensors: dict[str, torch.Tensor], path: Path, given: float |
                 f"{path}: {name}.weight is not the identity (a std other than 1); restorekit's "
                 "EDSR subtracts the DIV2K mean only"
             )
-        ratios.append(sign * bias.flatten() / mean)
-    ratios = torch.cat(ratios)
+        parts.append(sign * bias.flatten() / mean)
+    ratios = torch.cat(parts)
     rgb_range = float(ratios.mean())
     if not torch.allclose(ratios, torch.full_like(ratios, rgb_range), rtol=1e-4):
         raise ModelLoadError(
@@ -336,7 +336,7 @@ def _import_edsr(
         "res_scale": EDSR_RES_SCALE[arch],
         "in_channels": 3,
     }
-    net = build_net("edsr", **arch_args)
+    net = cast(EDSR, build_net("edsr", **arch_args))
     load_state(net, converted, path)
     descriptor = ModelDescriptor(
         arch="edsr",

@@ -70,6 +70,8 @@ class MaxBlurPool(nn.Module):
     """Anti-aliased 2x downsampling (Zhang 2019): max-pool of size 2, stride 1, then a binomial
     [1, 2, 1] blur of stride 2 per channel. Edges are replicated; halves even sizes exactly."""
 
+    kernel: torch.Tensor  # buffer
+
     def __init__(self, channels: int, dims: int) -> None:
         super().__init__()
         self.dims = dims

@@ -86,7 +86,8 @@ class UNetNe2Ne(nn.Module):
                 nn.init.kaiming_normal_(module.weight, a=0, mode="fan_in")
                 with torch.no_grad():
                     module.weight.mul_(0.1)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
