@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from restorekit.devices import resolve_device
 from restorekit.infer.array_model import ArrayModel, ModelFacts
 from restorekit.infer.memory import measure_bytes_per_pixel
 from restorekit.infer.reach import measure_reach
@@ -37,7 +38,7 @@ class RestorationModel(ArrayModel):
     ) -> None:
         facts = ModelFacts.from_descriptor(descriptor.model_dump())
         self.descriptor = descriptor
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.channels_last = facts.dims == 2  # no 5D channels_last
         self.net = net.to(self.device).eval()
         if self.channels_last:
@@ -74,5 +75,5 @@ def load_model(
     see :class:`RestorationModel`.
     """
     net, descriptor = load_model_file(resolve_model(name_or_path))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     return RestorationModel(net, descriptor, device, tile, max_memory, overlap)
