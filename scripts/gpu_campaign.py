@@ -79,12 +79,14 @@ class Target:
         return tuple(dict.fromkeys((*self.train_sets, self.val_set)))
 
 
+VAL_IMAGES = 12
+"""Validation images a target reads (a set used only for validation travels cut to these)."""
 GPU_COMMON = (
     "train.precision=bf16",
     "data.workers=8",
     "train.log_every=200",
     "train.checkpoint_every=1000",
-    "data.val_max_images=12",
+    f"data.val_max_images={VAL_IMAGES}",
 )
 TARGETS: tuple[Target, ...] = (
     # The priority list of issue 14, in order; reorder by measured dB per GPU-minute.
@@ -175,12 +177,14 @@ def target_named(name: str) -> Target:
 
 def write_pack(target: Target, source: Path, pack: Path, limit: int | None = None) -> int:
     """Copy the target's image sets from ``source`` into ``pack``, colour images as lossless
-    WebP, grey ones as PNG (WebP has no grey mode); return the bytes written."""
+    WebP, grey ones as PNG (WebP has no grey mode); a set used only for validation is cut to
+    the :data:`VAL_IMAGES` that validation reads. Returns the bytes written."""
     from restorekit.io import list_images, read_image, write_image
 
     total = 0
     for name in target.sets():
-        for path in list_images(source / name)[:limit]:
+        keep = limit if name in target.train_sets else min(limit or VAL_IMAGES, VAL_IMAGES)
+        for path in list_images(source / name)[:keep]:
             pixels = read_image(path).array
             suffix = ".png" if pixels.shape[2] == 1 else ".webp"
             out = pack / name / f"{path.stem}{suffix}"
