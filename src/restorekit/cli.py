@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from restorekit.infer.array_model import ArrayModel
-    from restorekit.io.outputs import OutputPlan
+    from restorekit.io.batch import BatchResult
+    from restorekit.io.outputs import OutputPlan, PlannedOutput
     from restorekit.zoo import ZooModel
 
 device_option = click.option(
@@ -48,10 +50,20 @@ class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except RestorekitError as error:
-            raise click.ClickException(str(error)) from None
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+                if category.__name__ == "InputWarning":  # restorekit.io.checks: one clear line
+                    click.echo(f"warning: {message}", err=True)
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            try:
+                return super().invoke(ctx)
+            except RestorekitError as error:
+                raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=_Group)
@@ -246,6 +258,7 @@ def evaluate(
     _plan_saved(paths, save_dir, saved_names, overwrite)
     click.echo(chosen.describe())
     arrays, names = load_images(data, model.facts.in_channels)
+    _check_clean(arrays, [data / name for name in names])
     images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
 
@@ -281,6 +294,16 @@ def _plan_saved(
         _start_writing(plan)
 
 
+def _check_clean(arrays: list[np.ndarray], paths: list[Path]) -> None:
+    """The evaluation's clean images checked (:func:`restorekit.io.checks.check_values`): bad
+    values stop it, naming the file; warnings printed."""
+    from restorekit.io.checks import check_values
+
+    for array, path in zip(arrays, paths, strict=True):
+        for message in check_values(array, path):
+            click.echo(f"warning: {message}", err=True)
+
+
 def _evaluate_upscaling(
     model: ArrayModel,
     backend: str,
@@ -308,6 +331,7 @@ def _evaluate_upscaling(
     paths = list_images(data)
     _plan_saved(paths, save_dir, lambda name: saved_names(name, scale), overwrite)
     images = [read_image(p).array for p in paths]
+    _check_clean(images, paths)
 
     def upscale(lr):  # C x h x w float32 -> C x sh x sw
         return model.upscale(lr.transpose(1, 2, 0), scale=scale).transpose(2, 0, 1)
@@ -386,6 +410,21 @@ files_options = _stack(
         is_flag=True,
         help="Skip the inputs whose output file exists (and say how many).",
     ),
+    click.option(
+        "--keep-going",
+        is_flag=True,
+        help="Report a bad input file (unreadable, wrong values) and go on with the others; "
+        'the last line lists the failed ones ("N of M done, K failed: ..."), exit code 1. '
+        "Without it the first bad file stops the command.",
+    ),
+    click.option(
+        "--input-scale",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="MAX",
+        help="The inputs' full-scale value when it is not their type's: e.g. 255 for float "
+        "TIFFs holding 0-255, 4095 for 12-bit data in uint16 files. Inputs are divided by it "
+        "for the model and results multiplied back (same type).",
+    ),
 )
 tiling_options = _stack(
     click.option(
@@ -452,6 +491,8 @@ def denoise(
     device: str | None,
     overwrite: bool,
     skip_existing: bool,
+    keep_going: bool,
+    input_scale: float | None,
 ) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth unless
     --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes.
@@ -463,7 +504,10 @@ def denoise(
     from restorekit.data.stacks import list_stacks
     from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
+    from restorekit.io.checks import from_input_scale
 
+    if axes is not None and input_scale is not None:
+        raise click.UsageError("--input-scale is for images; stacks are scaled by their type")
     if axes is not None and bit_depth not in (None, "32"):
         raise click.UsageError(
             "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
@@ -480,13 +524,20 @@ def denoise(
     click.echo(chosen.describe())
     _start_writing(plan)
     if axes is not None:
-        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta)
+        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going)
         return
-    for item in tqdm(plan.outputs, desc="denoise", unit="img"):
+    model = chosen.model
+
+    def step(item: PlannedOutput) -> None:
         image = read_image(item.source)
-        denoised = chosen.model.denoise(image.array, ensemble=tta)
+        array = _checked(image.array, item.source, input_scale, model.facts.noise)
+        denoised = model.denoise(array, ensemble=tta, check=False)
+        if input_scale is not None:
+            denoised = from_input_scale(denoised, input_scale, image.array.dtype)
         save(item.target, denoised, image.alpha, bit_depth)
-    click.echo(f"{len(plan.outputs)} image(s) denoised into {out}{_skipped(plan)}")
+
+    items = tqdm(plan.outputs, desc="denoise", unit="img")
+    _finish(_run(plan, step, keep_going, items), f"image(s) denoised into {out}{_skipped(plan)}")
 
 
 def _plan(
@@ -519,6 +570,57 @@ def _start_writing(plan: OutputPlan) -> None:
         )
 
 
+def _checked(
+    array: np.ndarray, source: Path, input_scale: float | None, noise: str | None
+) -> np.ndarray:
+    """``array`` divided by ``--input-scale`` if given, checked (:mod:`restorekit.io.checks`):
+    its warnings printed, naming the file; bad values raise."""
+    from restorekit.io.checks import check_image, to_input_scale
+
+    if input_scale is not None:
+        array = to_input_scale(array, input_scale)
+    colour = array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
+    for message in check_image(colour, source, noise):
+        click.echo(f"warning: {message}", err=True)
+    return array
+
+
+def _run(
+    plan: OutputPlan,
+    step: Callable[[PlannedOutput], None],
+    keep_going: bool,
+    items: Iterable[PlannedOutput] | None = None,
+) -> BatchResult:
+    """``step`` on every planned output (:func:`restorekit.io.batch.run_batch`); a failure is
+    printed as it happens."""
+    from restorekit.io.batch import run_batch
+
+    def report(path: Path, reason: str) -> None:
+        click.echo(f"failed: {path}: {reason}", err=True)
+
+    return run_batch(
+        plan.outputs if items is None else items,
+        len(plan.outputs),
+        lambda item: item.source,
+        step,
+        keep_going,
+        report,
+    )
+
+
+def _finish(result: BatchResult, what: str) -> None:
+    """The batch's last line; the error that stopped it, or exit code 1 when files failed."""
+    if result.ok:
+        click.echo(f"{result.done} {what}")
+        return
+    if result.error is not None:
+        if result.total > 1:
+            click.echo(result.summary(), err=True)
+        raise result.error
+    click.echo(result.summary(), err=True)
+    raise click.exceptions.Exit(1)
+
+
 def _skipped(plan: OutputPlan) -> str:
     return f"; {len(plan.skipped)} skipped (output exists)" if plan.skipped else ""
 
@@ -529,12 +631,13 @@ def _denoise_stacks(
     model: ArrayModel,
     axes: str,
     tta: bool,
+    keep_going: bool,
 ) -> None:
     import numpy as np
 
     from restorekit.io import read_tiff, write_stack
 
-    for item in plan.outputs:
+    def step(item: PlannedOutput) -> None:
         dtype = np.float32 if bit_depth == "32" else None
         stack = read_tiff(item.source)  # memory-mapped when it can be
         if item.in_place:
@@ -542,7 +645,9 @@ def _denoise_stacks(
         denoised = model.denoise_stack(stack, axes, ensemble=tta, dtype=dtype)
         del stack
         write_stack(item.target, denoised)
-    click.echo(f"{len(plan.outputs)} stack(s) denoised into {plan.folder}{_skipped(plan)}")
+
+    result = _run(plan, step, keep_going)
+    _finish(result, f"stack(s) denoised into {plan.folder}{_skipped(plan)}")
 
 
 @main.command()
@@ -577,6 +682,8 @@ def upscale(
     device: str | None,
     overwrite: bool,
     skip_existing: bool,
+    keep_going: bool,
+    input_scale: float | None,
 ) -> None:
     """Upscale image files and folders (super-resolution); format and bit depth kept.
 
@@ -586,6 +693,7 @@ def upscale(
     from restorekit.infer.arrays import upscale_alpha
     from restorekit.infer.backends import open_model
     from restorekit.io import list_images, read_image
+    from restorekit.io.checks import from_input_scale
 
     plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
     if not plan.outputs:
@@ -603,12 +711,19 @@ def upscale(
         raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}")
     scale = scale or model.facts.scale
     _start_writing(plan)
-    for item in tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img"):
+
+    def step(item: PlannedOutput) -> None:
         image = read_image(item.source)
         alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
-        result = model.upscale(image.array, ensemble=ensemble, scale=scale)
+        array = _checked(image.array, item.source, input_scale, None)
+        result = model.upscale(array, ensemble=ensemble, scale=scale, check=False)
+        if input_scale is not None:
+            result = from_input_scale(result, input_scale, image.array.dtype)
         save(item.target, result, alpha, bit_depth)
-    click.echo(f"{len(plan.outputs)} image(s) upscaled x{scale} into {out}{_skipped(plan)}")
+
+    items = tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img")
+    what = f"image(s) upscaled x{scale} into {out}{_skipped(plan)}"
+    _finish(_run(plan, step, keep_going, items), what)
 
 
 @main.command()

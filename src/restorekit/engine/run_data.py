@@ -26,6 +26,7 @@ from restorekit.data import (
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
 from restorekit.io import to_uint8
+from restorekit.io.checks import check_training_images, warn
 from restorekit.io.images import array_to_float
 from restorekit.randomness import derive_seed
 
@@ -61,6 +62,7 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         n_images = len(dataset)
     else:
         images, names = load_images(dc.train, cfg.model.in_channels)
+        images, names = checked_training_images(images, names, dc.patch_size, cfg.noise)
         if dc.noise_once:
             assert noise is not None  # the config validator requires it
             images = add_noise_once(images, noise, cfg.train.seed)
@@ -73,6 +75,16 @@ def load_train_data(cfg: Config, noise: NoiseModel | None, task: str = "denoise"
         val_images = [to_uint8(v) for v in val_images[: cfg.data.val_max_images]]
         val_names = val_names[: len(val_images)]
     return TrainData(dataset, n_images, val_images, val_names)
+
+
+def checked_training_images(
+    images: list[np.ndarray], names: list[str], patch_size: int, noise: str | None
+) -> tuple[list[np.ndarray], list[str]]:
+    """The training images without constant ones, after :mod:`restorekit.io.checks` (float data
+    off the [0, 1] scale refused; warnings for the rest, as :class:`InputWarning`)."""
+    keep, messages = check_training_images(images, names, patch_size, noise)
+    warn(messages, stacklevel=4)
+    return [images[i] for i in keep], [names[i] for i in keep]
 
 
 def add_noise_once(images: list[np.ndarray], noise: NoiseModel, seed: int) -> list[np.ndarray]:

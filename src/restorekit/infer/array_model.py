@@ -36,6 +36,7 @@ from restorekit.infer.tiling import (
     tiled_apply,
 )
 from restorekit.io.axes import from_canonical, to_canonical
+from restorekit.io.checks import check_image, warn
 from restorekit.io.stacks import check_finite
 
 
@@ -149,24 +150,37 @@ class ArrayModel:
             out = self.normalization.undo(out.swapaxes(0, 1)).swapaxes(0, 1)
         return np.ascontiguousarray(out)
 
-    def denoise(self, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
+    def denoise(self, image: np.ndarray, ensemble: bool = False, check: bool = True) -> np.ndarray:
         """Denoised copy of ``image`` (H x W or H x W x C, uint8 / uint16 / float: see
         :mod:`restorekit.infer.arrays`), same dtype out; ``ensemble``: the mean over the 8
-        flips/rotations (test-time augmentation, 8 passes)."""
+        flips/rotations (test-time augmentation, 8 passes).
+
+        ``check`` (:mod:`restorekit.io.checks`): float values far outside [0, 1] raise
+        InputScaleError; uint16 data in a small range, a constant image or one far less noisy
+        than the model was trained for emit an InputWarning."""
         self._require("denoise")
+        if check:
+            warn(check_image(_colour(image), "the image", self.facts.noise))
         return apply_to_image(self._runner(ensemble), image, self.facts.in_channels)
 
     def upscale(
-        self, image: np.ndarray, ensemble: bool = False, scale: int | None = None
+        self,
+        image: np.ndarray,
+        ensemble: bool = False,
+        scale: int | None = None,
+        check: bool = True,
     ) -> np.ndarray:
         """``image`` upscaled ``scale`` times (default ``facts.scale``; a multi-scale model takes
         any of ``facts.scales``) (arrays as for :meth:`denoise`; alpha upscaled with bicubic
         ``imresize`` and clipped; float output not clipped).
 
         ``ensemble``: the x8 geometric self-ensemble (8 passes). A network with
-        ``upsample_input`` (RED-Net) gets the bicubic-upscaled image.
+        ``upsample_input`` (RED-Net) gets the bicubic-upscaled image. ``check``: as for
+        :meth:`denoise`, without the noise level.
         """
         self._require("upscale")
+        if check:
+            warn(check_image(_colour(image), "the image"))
         scale = self.facts.scale if scale is None else scale
         trained = self.facts.scales or (self.facts.scale,)
         if scale not in trained:
@@ -238,3 +252,9 @@ class ArrayModel:
                 f"this {self.facts.arch} model {what}: use {have}(), not {task}() "
                 f"(restorekit {have})"
             )
+
+
+def _colour(image: np.ndarray) -> np.ndarray:
+    """An H x W (x C) image without its alpha channel (C = 4), for the checks."""
+    array = np.asarray(image)
+    return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array

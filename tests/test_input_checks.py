@@ -1,0 +1,263 @@
+"""Sanity checks on input data (restorekit.io.checks) and batches that finish (--keep-going).
+
+One case per class: float data off the [0, 1] scale (refused, scale offered), uint16 data in a
+small range (warned, scale offered), constant images, images far less noisy than the model,
+tiny training images, synthetic noise added to noisy data; per command (denoise, upscale,
+eval, train's data loading) and the Python API. Models are tiny and untrained."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import tiny_config
+
+from restorekit.cli import main
+from restorekit.engine.run_data import load_train_data
+from restorekit.errors import ImageFormatError
+from restorekit.infer import load_model
+from restorekit.io import read_image, write_image
+from restorekit.io.checks import (
+    InputScaleError,
+    InputWarning,
+    check_image,
+    check_training_images,
+    check_values,
+    estimate_noise,
+)
+from restorekit.nets import build_net
+from restorekit.nets.files import ModelDescriptor, save_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny gauss:25 denoiser and a tiny x2 upscaler (untrained)."""
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    net = build_net("unet-n2n", features=8)
+    args = {"in_channels": 3, "out_channels": 3, "features": 8}
+    descriptor = ModelDescriptor(
+        arch="unet-n2n", arch_args=args, size_multiple=net.size_multiple, noise="gauss:25"
+    )
+    save_model(folder / "den.safetensors", net, descriptor)
+    edsr_args = {"scale": 2, "n_blocks": 1, "features": 8}
+    upscaler = ModelDescriptor(arch="edsr", arch_args=edsr_args, task="upscale", scale=2)
+    save_model(folder / "up.safetensors", build_net("edsr", **edsr_args), upscaler)
+    return {"denoise": str(folder / "den.safetensors"), "upscale": str(folder / "up.safetensors")}
+
+
+def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(image + rng.normal(size=image.shape) * sigma + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def crop(astronaut):
+    return astronaut[:48, :64]
+
+
+def run(args: list[str]):
+    result = CliRunner().invoke(main, args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+# --- float data off the [0, 1] scale --------------------------------------------------------
+
+
+def test_float_data_on_a_0_255_scale_is_refused_with_the_scale(tmp_path, crop, models):
+    write_image(tmp_path / "f.tif", crop.astype(np.float32))
+    result = run(["denoise", str(tmp_path / "f.tif"), "-o", str(tmp_path / "out"), "--model",
+                  models["denoise"]])  # fmt: skip
+    assert result.exit_code == 1
+    assert "f.tif: float values span" in result.output
+    assert "divide them by 255 first" in result.output and "--input-scale 255" in result.output
+    assert not (tmp_path / "out" / "f.tif").exists()
+    with pytest.raises(InputScaleError, match="65535"):
+        check_values(np.array([[0.0, 60000.0]], np.float32))
+    with pytest.raises(InputScaleError, match="divide them by 255"):
+        load_model(models["denoise"]).denoise(crop.astype(np.float32))
+
+
+def test_input_scale_brings_float_data_to_the_model_and_back(tmp_path, crop, models):
+    write_image(tmp_path / "f.tif", noisy(crop, 25).astype(np.float32))
+    out = tmp_path / "out"
+    result = run(["denoise", str(tmp_path / "f.tif"), "-o", str(out), "--model",
+                  models["denoise"], "--input-scale", "255"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    written = read_image(out / "f.tif").array
+    assert written.dtype == np.float32 and written.max() > 2  # back on the 0-255 scale
+
+
+def test_eval_refuses_float_data_off_scale(tmp_path, crop, models):
+    write_image(tmp_path / "data" / "f.tif", crop.astype(np.float32))
+    result = run(["eval", "--model", models["denoise"], "--data", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "f.tif: float values span" in result.output and "divide them by 255" in result.output
+
+
+def test_training_refuses_float_data_off_scale(tmp_path, crop):
+    write_image(tmp_path / "data" / "f.tif", crop.astype(np.float32))
+    cfg = tiny_config(tmp_path / "data")
+    with pytest.raises(InputScaleError, match="f.tif: float values"):
+        load_train_data(cfg, None)
+
+
+# --- uint16 data in a small range -----------------------------------------------------------
+
+
+def test_12_bit_data_in_uint16_warns_and_input_scale_fixes_it(tmp_path, crop, models):
+    twelve = (noisy(crop, 25).astype(np.uint16) * 16).astype(np.uint16)  # max <= 4080
+    write_image(tmp_path / "c.tif", twelve)
+    out = tmp_path / "out"
+    args = ["denoise", str(tmp_path / "c.tif"), "--model", models["denoise"]]
+    result = run([*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.output and "(12-bit data?)" in result.output
+    assert "--input-scale 4095" in result.output
+    result = run([*args, "-o", str(tmp_path / "out2"), "--input-scale", "4095"])
+    assert result.exit_code == 0 and "12-bit" not in result.output, result.output
+    written = read_image(tmp_path / "out2" / "c.tif").array
+    assert written.dtype == np.uint16 and written.max() <= 4095
+    with pytest.warns(InputWarning, match="12-bit"):
+        load_model(models["denoise"]).denoise(twelve)
+
+
+# --- constant images ------------------------------------------------------------------------
+
+
+def test_a_constant_image_warns(tmp_path, models):
+    write_image(tmp_path / "grey.png", np.full((32, 32, 3), 128, np.uint8))
+    for command in ("denoise", "upscale"):
+        result = run([command, str(tmp_path / "grey.png"), "-o", str(tmp_path / command),
+                      "--model", models[command]])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "grey.png: constant image (every value is 128): nothing to restore" in result.output
+    with pytest.warns(InputWarning, match="constant image"):
+        load_model(models["upscale"]).upscale(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_constant_training_images_are_skipped_or_refused(crop):
+    flat = np.zeros((64, 64, 3), np.uint8)
+    keep, messages = check_training_images([crop, flat], ["a.png", "flat.png"], 32, None)
+    assert keep == [0]
+    assert any("skipped 1 constant training image(s)" in m and "flat.png" in m for m in messages)
+    with pytest.raises(ImageFormatError, match="every training image is constant"):
+        check_training_images([flat], ["flat.png"], 32, None)
+
+
+# --- far less noisy than the model ----------------------------------------------------------
+
+
+def test_a_clean_image_warns_a_noisy_one_does_not(astronaut):
+    clean, sigma25 = astronaut, noisy(astronaut, 25)
+    assert estimate_noise(clean) * 255 < 5
+    assert 20 < estimate_noise(sigma25) * 255 < 30
+    (message,) = check_image(clean, "clean.png", "gauss:25")
+    assert message.startswith("clean.png: looks far less noisy") and "over-smooth" in message
+    assert check_image(sigma25, "noisy.png", "gauss:25") == []
+
+
+def test_denoise_warns_on_clean_input(tmp_path, crop, models):
+    write_image(tmp_path / "clean.png", crop)
+    write_image(tmp_path / "noisy.png", noisy(crop, 25))
+    result = run(["denoise", str(tmp_path / "clean.png"), str(tmp_path / "noisy.png"), "-o",
+                  str(tmp_path / "out"), "--model", models["denoise"]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "clean.png: looks far less noisy" in result.output
+    assert "noisy.png: looks" not in result.output
+    model = load_model(models["denoise"])
+    with pytest.warns(InputWarning, match="far less noisy"):
+        model.denoise(crop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.denoise(noisy(crop, 25))
+
+
+# --- training data: tiny images, noisy data with synthetic noise ----------------------------
+
+
+def test_tiny_training_images_warn_once_naming_five(tmp_path, crop):
+    folder = tmp_path / "small"
+    for i in range(7):
+        write_image(folder / f"s{i}.png", crop[:20, :30])
+    write_image(folder / "big.png", np.tile(crop, (2, 2, 1)))
+    with pytest.warns(InputWarning) as record:
+        load_train_data(tiny_config(folder), None)
+    (message,) = [str(w.message) for w in record if "patch" in str(w.message)]
+    assert message.startswith("7 training image(s) smaller than the 64-pixel patch")
+    assert "s0.png (30x20)" in message and "and 2 more" in message
+
+
+def test_synthetic_noise_on_noisy_data_hints_noise_null(astronaut):
+    images = [noisy(astronaut, 25, seed) for seed in range(3)]
+    names = ["a.png", "b.png", "c.png"]
+    _, messages = check_training_images(images, names, 64, "gauss:25")
+    assert any("3 of 3 training images look noisy already" in m for m in messages)
+    assert any("--set noise=null" in m for m in messages)
+    assert check_training_images(images, names, 64, None)[1] == []
+    assert check_training_images([astronaut], ["a.png"], 64, "gauss:25")[1] == []
+
+
+# --- batches that finish --------------------------------------------------------------------
+
+
+@pytest.fixture
+def batch(tmp_path, crop):
+    """photos/a.png, photos/b.png (junk), photos/c.png."""
+    folder = tmp_path / "photos"
+    write_image(folder / "a.png", noisy(crop, 25))
+    (folder / "b.png").write_bytes(b"not a png")
+    write_image(folder / "c.png", noisy(crop, 25, 1))
+    return folder
+
+
+@pytest.mark.parametrize("command", ["denoise", "upscale"])
+def test_without_keep_going_the_first_bad_file_stops_and_says_how_many(batch, models, command):
+    out = batch.parent / "out"
+    result = run([command, str(batch), "-o", str(out), "--model", models[command]])
+    assert result.exit_code == 1
+    assert f"stopped at {batch / 'b.png'}: 1 of 3 done before it" in result.output
+    assert "b.png" in result.output.splitlines()[-1]  # the file's own error comes last
+    assert (out / "a.png").exists() and not (out / "c.png").exists()
+
+
+@pytest.mark.parametrize("command", ["denoise", "upscale"])
+def test_keep_going_processes_the_others_and_lists_the_failed(batch, models, command):
+    out = batch.parent / "out"
+    args = [command, str(batch), "-o", str(out), "--model", models[command], "--keep-going"]
+    result = run(args)
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"2 of 3 done, 1 failed: {batch / 'b.png'} (")
+    assert (out / "a.png").exists() and (out / "c.png").exists()
+    assert not (out / "b.png").exists()
+
+
+def test_keep_going_with_every_file_good_exits_zero(tmp_path, batch, models):
+    (batch / "b.png").unlink()
+    result = run(["denoise", str(batch), "-o", str(tmp_path / "out"), "--model",
+                  models["denoise"], "--keep-going"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 image(s) denoised" in result.output
+
+
+def test_batch_summary_lists_reasons(tmp_path):
+    from restorekit.errors import ImageReadError
+    from restorekit.io.batch import run_batch
+
+    def step(item: Path) -> None:
+        if item.name == "x.png":
+            raise ImageReadError("cannot read x.png\nmore")
+
+    paths = [Path("a.png"), Path("x.png"), Path("y.png")]
+    result = run_batch(paths, 3, lambda p: p, step, keep_going=True)
+    assert result.summary() == "2 of 3 done, 1 failed: x.png (cannot read x.png)"
+    stopped = run_batch(paths, 3, lambda p: p, step, keep_going=False)
+    assert stopped.done == 1 and stopped.stopped_at == Path("x.png")
+    assert isinstance(stopped.error, ImageReadError)
