@@ -96,7 +96,8 @@ def test_run_writes_log_lines_tensorboard_and_best_checkpoint(photo_folder, tmp_
     train(cfg, tmp_path / "run")
     log = (tmp_path / "run" / "train.log").read_text()
     assert re.search(
-        r"^epoch\[1\], iter\[1\], loss:\d+\.\d{6}, [\d.]+ imgs/sec, lr:\d\.\d\de-\d\d$",
+        r"^epoch\[1\], iter\[1\], loss:\d+\.\d{6}, [\d.]+ imgs/sec, lr:\d\.\d\de-\d\d"
+        r", eta \d+[hms]\S*$",
         log,
         re.MULTILINE,
     )

@@ -46,6 +46,27 @@ def _backend_option(condition: str):  # noqa: ANN202 - a click decorator
 backend_option = _backend_option(" and without --tta/--ensemble/--axes")
 
 
+def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from restorekit.io import set_max_pixels
+
+    if value is not None:
+        set_max_pixels(value)
+    return value
+
+
+max_pixels_option = click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    envvar="RESTOREKIT_MAX_PIXELS",
+    callback=_set_max_pixels,
+    expose_value=False,
+    metavar="N",
+    help="Read PNG/JPEG/BMP/WebP images of up to N pixels (env RESTOREKIT_MAX_PIXELS; default "
+    "about 179 million, Pillow's guard against decompression bombs). Raise it for trusted "
+    "large images: they are processed in tiles.",
+)
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
@@ -116,7 +137,7 @@ def train(
     init_from: str | None,
 ) -> None:
     """Train a model from a preset name or a YAML CONFIG (see `restorekit presets`)."""
-    from restorekit.configs import load_config
+    from restorekit.configs import load_config, load_run_config
     from restorekit.engine import train as run_training
 
     extra = list(overrides)
@@ -131,7 +152,7 @@ def train(
     if resume is not None:
         if config is not None:
             raise click.UsageError("with --resume, the config is read from the run folder")
-        cfg = load_config(resume / "config.yaml", extra)
+        cfg = load_run_config(resume, extra)
         run_dir = resume
     else:
         if config is None:
@@ -198,6 +219,7 @@ def presets() -> None:
     help="Upscaling models: x8 self-ensemble (EDSR+), on either backend.",
 )
 @click.option("--rgb", is_flag=True, help="Upscaling models: PSNR/SSIM on RGB, not on Y.")
+@max_pixels_option
 @_backend_option(" (also with --ensemble: its 8 passes run on either backend)")
 @device_option
 def evaluate(
@@ -468,6 +490,7 @@ def save(target: Path, array: np.ndarray, alpha: np.ndarray | None, bit_depth: s
     help="Shipped model name, model file, run folder or .onnx file (`restorekit export`).",
 )
 @tiling_options
+@max_pixels_option
 @backend_option
 @click.option(
     "--axes",
@@ -665,6 +688,7 @@ def _denoise_stacks(
 )
 @click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble (8 passes, EDSR+).")
 @tiling_options
+@max_pixels_option
 @backend_option
 @device_option
 def upscale(

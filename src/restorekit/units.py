@@ -33,3 +33,14 @@ def parse_duration(value: str | float | int) -> float:
     if not seconds > 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as :func:`parse_duration` reads it, to the second: ``45s``, ``7m05s``,
+    ``1h23m`` (minutes, past an hour)."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

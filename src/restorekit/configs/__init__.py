@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,4 +79,46 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
         raise ConfigError(format_validation_error(error, str(source))) from None
 
 
-__all__ = ["Config", "apply_override", "load_config", "presets"]
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config of the training run in ``run_dir`` (its ``config.yaml``, written when the run
+    started), with ``KEY=VALUE`` overrides; a folder that is not a run is a clear error."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        lacks = (
+            "config.yaml" if (run_dir / "checkpoints").is_dir() else "config.yaml nor checkpoints/"
+        )
+        raise ConfigError(
+            f"{run_dir} is not a restorekit run folder: it has no {lacks} (`restorekit train` "
+            "writes config.yaml, train.log and checkpoints/ into its run folder). --resume takes "
+            "the folder of a run started earlier; to start one there: restorekit train PRESET "
+            f"--out {run_dir} (see `restorekit presets`)"
+        )
+    return load_config(path, overrides)
+
+
+def with_absolute_paths(config: Config) -> Config:
+    """``config`` with its data paths (``data.train``, ``data.pairs``, ``data.val``) made
+    absolute against the current directory, as a run's config.yaml stores them: resuming from
+    another directory then finds the same data."""
+
+    def absolute(path: Path) -> Path:
+        return Path(os.path.abspath(path.expanduser()))
+
+    data = config.data
+    update = {
+        "train": [absolute(p) for p in data.train],
+        "pairs": None if data.pairs is None else absolute(data.pairs),
+        "val": None if data.val is None else absolute(data.val),
+    }
+    return config.model_copy(update={"data": data.model_copy(update=update)})
+
+
+__all__ = [
+    "Config",
+    "apply_override",
+    "load_config",
+    "load_run_config",
+    "presets",
+    "with_absolute_paths",
+]

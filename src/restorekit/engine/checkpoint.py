@@ -230,7 +230,9 @@ def _choose_state(run_dir: Path) -> tuple[Path, dict[str, Any], str | None]:
     if not last.exists() and not previous.exists():
         raise RestorekitError(
             f"{run_dir}: no checkpoint to resume from (expected {last.name} in "
-            f"{last.parent}); start a new run without --resume"
+            f"{last.parent}; the run stopped before its first save, or this is not a run "
+            f"folder); start it again without --resume: restorekit train "
+            f"{run_dir / 'config.yaml'} --out {run_dir}"
         )
     problems: dict[Path, str] = {}
     for path in (last, previous):

@@ -30,6 +30,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from restorekit import __version__
+from restorekit.configs import with_absolute_paths
 from restorekit.configs.schema import Config
 from restorekit.data import EpochSampler, PatchDataset
 from restorekit.data.device import DevicePatches
@@ -51,6 +52,7 @@ from restorekit.engine.validation import validate
 from restorekit.errors import ConfigError, RestorekitError
 from restorekit.methods import LossOutput, Progress
 from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
+from restorekit.units import format_duration
 from restorekit.zoo import resolve_model
 
 
@@ -182,6 +184,7 @@ class _Run:
     step: int = 0
     best_psnr: float = float("-inf")
     validations: int = 0
+    clock: tuple[float, int] | None = None  # (time, step) when this process's first step began
 
     @property
     def main(self) -> bool:
@@ -305,7 +308,8 @@ def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) 
         )
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        recorded = with_absolute_paths(cfg).model_dump(mode="json")  # resumable from anywhere
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))
         with open(run_dir / "commands.log", "a") as log_file:
             log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
 
@@ -378,12 +382,13 @@ def _train_epoch(
             pin_memory=context.device.type == "cuda",
         )
     tick = (time.monotonic(), run.step)
+    run.clock = run.clock or tick
     for sample in loader:
         run.step += 1
         lr = learning_rate(cfg, run.step, run.plan.total_steps)
         progress = Progress(epoch, run.plan.epochs, run.step)
         stop, out = _step(run, sample, progress, lr, stop_requests)
-        if run.step % cfg.train.log_every == 0:
+        if run.step % cfg.train.log_every == 0 or run.step == run.clock[1] + 1:
             tick = _log_step(run, epoch, lr, tick, out.numbers())
         if run.step % cfg.train.checkpoint_every == 0:
             with run.overhead("checkpoint"):
@@ -422,17 +427,30 @@ def _step(
 def _log_step(
     run: _Run, epoch: int, lr: float, tick: tuple[float, int], parts: dict[str, float]
 ) -> tuple[float, int]:
-    """The step's log line and TensorBoard scalars; returns the new rate-measuring tick."""
+    """The step's log line (with the time left) and TensorBoard scalars; returns the new
+    rate-measuring tick."""
     now = time.monotonic()
     rate = (run.step - tick[1]) * run.cfg.train.batch_size / max(now - tick[0], 1e-9)
     parts = distributed.mean_over_ranks(parts, run.context)
     run.log.bar.set_postfix(loss=f"{parts['loss']:.5f}", refresh=False)
     run.log.line(
         f"epoch[{epoch}], iter[{run.step}], loss:{parts['loss']:.6f}, "
-        f"{rate:.1f} imgs/sec, lr:{lr:.2e}"
+        f"{rate:.1f} imgs/sec, lr:{lr:.2e}, eta {_eta(run, now)}"
     )
     run.log.scalars(run.step, {**parts, "lr": lr, "imgs_per_sec": rate}, "train")
     return now, run.step
+
+
+def _eta(run: _Run, now: float) -> str:
+    """Time left: the plan's remaining steps at the mean step time since this process's first
+    step (validations and checkpoints included); with a time budget not yet turned into a
+    plan, what is left of the budget."""
+    if run.budget is not None:
+        left = run.budget.seconds - run.budget.elapsed()
+        return f"{format_duration(left)} (time budget)"
+    assert run.clock is not None  # set before the first step
+    per_step = (now - run.clock[0]) / max(run.step - run.clock[1], 1)
+    return format_duration((run.plan.total_steps - run.step) * per_step)
 
 
 def _fix_plan(run: _Run, epoch: int) -> None:

@@ -12,6 +12,12 @@ Conventions:
 * EXIF orientation is applied on read (Pillow formats). TIFF orientation tags are not applied.
 * Only single 2D images are read; multi-page / 3D TIFFs raise :class:`ImageFormatError` (read
   them with :func:`restorekit.io.read_stack` and an axes string).
+* Pixel limit (Pillow formats): an image of more than :func:`max_pixels` pixels is refused
+  before it is decoded (Pillow's guard against decompression bombs, files that expand to huge
+  images), with a message that says how to raise the limit: :func:`set_max_pixels`, the
+  environment variable ``RESTOREKIT_MAX_PIXELS`` or the commands' ``--max-pixels``. The
+  default is the size Pillow itself refuses (2 x ``PIL.Image.MAX_IMAGE_PIXELS``, about 179
+  million pixels). TIFFs (tifffile) have no limit.
 
 16-bit colour PNG: Pillow has only 8-bit colour modes and would silently keep the high byte of
 each sample. Such files (IHDR bit depth 16, colour type 2, 4 or 6) are read at full depth by
@@ -21,8 +27,10 @@ Writing 16-bit colour data goes to TIFF only; PNG takes 16-bit grayscale without
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +63,66 @@ _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _SUPPORTED = ", ".join(IMAGE_EXTENSIONS)
 _CHANNELS_HINT = "accepted: 1 (gray) or 3 (RGB) channels, each optionally with an alpha channel"
+
+MAX_PIXELS_ENV = "RESTOREKIT_MAX_PIXELS"
+# What Pillow refuses by default (it only warns between MAX_IMAGE_PIXELS and twice that).
+DEFAULT_MAX_PIXELS = 2 * (PILImage.MAX_IMAGE_PIXELS or 89_478_485)
+_max_pixels: int | None = None  # set_max_pixels'
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Read images of up to ``limit`` pixels (None: back to ``RESTOREKIT_MAX_PIXELS`` or the
+    default). Raise it knowingly: the limit guards against decompression bombs."""
+    global _max_pixels
+    if limit is not None and limit < 1:
+        raise ValueError(f"the pixel limit must be at least 1, not {limit}")
+    _max_pixels = limit
+
+
+def max_pixels() -> int:
+    """The largest image (in pixels) :func:`read_image` reads from PNG, JPEG, BMP or WebP:
+    :func:`set_max_pixels`'s, else ``RESTOREKIT_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`."""
+    if _max_pixels is not None:
+        return _max_pixels
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(text.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ImageReadError(
+            f"{MAX_PIXELS_ENV}={text!r} is not a pixel count; set it to a whole number such as "
+            f"{DEFAULT_MAX_PIXELS}, or unset it"
+        )
+    return limit
+
+
+@contextlib.contextmanager
+def _pixel_limit_checked_here() -> Iterator[None]:
+    """Pillow's own size guard off while restorekit opens a file: :func:`_check_pixel_limit`
+    applies :func:`max_pixels` instead, with a message that says what to do."""
+    saved = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
+
+
+def _check_pixel_limit(path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    pixels, limit = width * height, max_pixels()
+    if pixels > limit:
+        raise ImageReadError(
+            f"{path} is {width}x{height} = {pixels:,} pixels, more than the pixel limit of "
+            f"{limit:,}; the file is not damaged. The limit guards against decompression bombs "
+            "(small files that expand to huge images); restorekit itself handles any size by "
+            f"tiling. If you trust the file, raise the limit: --max-pixels {pixels} (or the "
+            f"environment variable {MAX_PIXELS_ENV}={pixels}; in Python "
+            f"restorekit.io.set_max_pixels({pixels}))."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,13 +220,16 @@ def _cannot_read(path: Path, kind: str, exc: Exception) -> ImageReadError:
 def _read_pillow(path: Path, expected: str) -> tuple[np.ndarray, bool, str]:
     """H x W x C pixels (alpha last if any), whether alpha is present, and the actual format."""
     try:
-        with PILImage.open(path, formats=_PILLOW_FORMATS) as im:
+        with _pixel_limit_checked_here(), PILImage.open(path, formats=_PILLOW_FORMATS) as im:
+            _check_pixel_limit(path, im.size)
             kind = "JPEG" if im.format == "MPO" else im.format
             bit_depth, color_type = _png_header(path) if kind == "PNG" else (8, 0)
             if bit_depth == 16 and color_type in (2, 4, 6):
                 return _decode_png16(path, color_type), color_type != 2, kind
             im.load()  # Pillow decodes lazily: force it here so truncation is caught
             im = ImageOps.exif_transpose(im)
+    except ImageReadError:
+        raise
     except Exception as exc:
         raise _cannot_read(path, expected, exc) from exc
 
@@ -221,16 +292,15 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             page = tif.pages[0]
-            pixels = series.asarray()
             axes, photometric, extrasamples = series.axes, page.photometric, page.extrasamples
+            if axes not in ("YX", "YXS", "SYX"):
+                raise _stack_error(path, tuple(series.shape), axes)
+            pixels = series.asarray()
+    except ImageFormatError:
+        raise
     except Exception as exc:
         raise _cannot_read(path, "TIFF", exc) from exc
 
-    if axes not in ("YX", "YXS", "SYX"):
-        raise ImageFormatError(
-            f"{path} holds a stack of shape {pixels.shape} (axes {axes}); only 2D images "
-            "(one page, gray or RGB) are read here. Save each page as its own file."
-        )
     if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
         name = getattr(photometric, "name", photometric)
         raise ImageFormatError(
@@ -262,6 +332,32 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
     rgba = photometric == tifffile.PHOTOMETRIC.RGB and pixels.shape[2] == 4
     has_alpha = rgba or (len(extrasamples) == 1 and extrasamples[0] in alpha_kinds)
     return pixels, has_alpha
+
+
+def _stack_error(path: Path, shape: tuple[int, ...], axes: str) -> ImageFormatError:
+    """What a multi-page / 3D TIFF given as an image is, and the ``--axes`` that reads it."""
+    # tifffile's S is samples of a pixel (colour): restorekit's C; its Q, I, ... (unnamed or
+    # image sequences) are separate images: restorekit's S (see restorekit.io.axes).
+    suggested = axes.replace("S", "C")
+    unknown = [a for a in suggested if a not in "STCZYX"]
+    if len(unknown) == 1 and "S" not in suggested:
+        suggested = suggested.replace(unknown[0], "S")
+    elif unknown:
+        suggested = "SYX" if len(shape) == 3 else ""
+    pages = int(np.prod([n for n, a in zip(shape, axes, strict=True) if a not in "YXS"]))
+    use = (
+        f"pass --axes {suggested} to `restorekit denoise` (in Python: "
+        f"restorekit.io.read_stack(path, {suggested!r}))"
+        if suggested
+        else "pass --axes to `restorekit denoise` with one letter per dimension"
+    )
+    return ImageFormatError(
+        f"{path} is a stack of {pages} pages (shape {shape}, axes {axes} as tifffile reports "
+        "them), not a single 2D image; without --axes only one-page gray or RGB images are "
+        f"read. To denoise it as a stack, {use}. Axes letters: S separate images (each denoised "
+        "by a 2D model), Z a volume's depth (3D models), C channels, Y X the plane; e.g. "
+        "--axes SYX or --axes ZYX."
+    )
 
 
 def float_to_array(pixels: np.ndarray, dtype: DTypeLike) -> np.ndarray:

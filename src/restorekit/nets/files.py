@@ -221,8 +221,33 @@ def load_model_file(
         raise ModelLoadError(f"model file {path} does not exist")
     if descriptor is None:
         if path.suffix != ".safetensors":
-            raise ModelLoadError(f"{path}: only .safetensors files carry a descriptor")
+            raise ModelLoadError(_not_a_model_file(path))
         descriptor = read_descriptor(path)
     net = build_net(descriptor.arch, **descriptor.arch_args)
     load_state(net, _read_tensors(path), path)
     return net.eval(), descriptor
+
+
+def _not_a_model_file(path: Path) -> str:
+    """Why ``path`` (not .safetensors) cannot be loaded as a model, and what to give instead."""
+    if path.name.endswith(".state.pt") and path.parent.name == "checkpoints":
+        run = path.parent.parent
+        return (
+            f"{path} is a restorekit run's resume point (continue training with `restorekit "
+            f"train --resume {run}`), not a model file; give the run folder {run} (its "
+            f"model.safetensors, or checkpoints/best.safetensors while it trains) as --model"
+        )
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".tar"):
+        return (
+            f"{path} is a PyTorch checkpoint: it holds weights but not restorekit's descriptor "
+            "(which network, its settings, what it was trained for), so it cannot be loaded "
+            "as a model. The authors' published checkpoints (Neighbor2Neighbor, EDSR-PyTorch) "
+            f"convert once: restorekit import {path} --arch ne2ne-unet|edsr-baseline|edsr "
+            "-o model.safetensors, then --model model.safetensors. For a restorekit training "
+            "run, give its run folder or the model.safetensors in it"
+        )
+    return (
+        f"{path} is not a restorekit model file: give a .safetensors file written by restorekit "
+        "(a run folder's model.safetensors), a run folder, an .onnx file or a shipped model "
+        "name (`restorekit models`)"
+    )
