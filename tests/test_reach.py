@@ -98,7 +98,7 @@ def test_tiles_at_the_measured_overlap_match_the_whole_image(arch):
     descriptor = ModelDescriptor(arch=arch, arch_args=arch_args, size_multiple=multiple, **task)
     model = RestorationModel(net, descriptor)
     assert model.overlap == overlap_for_reach(model.reach, multiple)
-    model.tile = model.overlap + 2 * multiple
+    model.tile = 2 * model.overlap  # tiles half overlap: the most a user should ask
     shape = (model.tile + 2 * multiple + 5, model.tile + 3 * multiple + 7, 3)  # 2+ x 2+ tiles
     image = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
     apply = model.upscale if scale > 1 else model.denoise

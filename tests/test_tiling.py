@@ -157,3 +157,21 @@ def test_memory_sizes_parse():
     for bad in ("lots", "-1G", "0"):
         with pytest.raises(ConfigError, match="2GB"):
             parse_bytes(bad)
+
+
+def test_progress_counts_every_tile_batch():
+    calls = []
+    x = images(1, 3, 64, 96).numpy()
+    tiled_apply(lambda b: b, x, 8, 32, 8, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    total = calls[-1][1]
+    assert total > 4 and calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted({d for d, _ in calls})  # increasing, no repeats
+
+
+def test_a_tile_barely_above_the_overlap_is_refused_with_the_count():
+    """--tile 100 with a 96-pixel overlap would make thousands of tiles (the EDSR x2 case of
+    issue 13): refused, naming the count and a tile that works."""
+    x = np.zeros((1, 3, 400, 600), np.float32)
+    with pytest.raises(ConfigError, match=r"into \d+ tiles, \d+ times the work .* --tile 384"):
+        tiled_apply(lambda b: b, x, 1, 100, 96)
+    assert tiled_apply(lambda b: b, x, 1, 384, 96).shape == x.shape  # 4x the overlap: fine

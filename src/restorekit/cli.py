@@ -560,7 +560,26 @@ def denoise(
         save(item.target, denoised, image.alpha, bit_depth)
 
     items = tqdm(plan.outputs, desc="denoise", unit="img")
+    model.tile_progress = _tile_bar()
     _finish(_run(plan, step, keep_going, items), f"image(s) denoised into {out}{_skipped(plan)}")
+
+
+def _tile_bar() -> Callable[[int, int], None]:
+    """A second progress bar, shown while an image is processed in several tiles."""
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, desc="  tiles", unit="tile", position=1, leave=False))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar.pop().close()
+
+    return update
 
 
 def _plan(
@@ -746,6 +765,7 @@ def upscale(
         save(item.target, result, alpha, bit_depth)
 
     items = tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img")
+    model.tile_progress = _tile_bar()
     what = f"image(s) upscaled x{scale} into {out}{_skipped(plan)}"
     _finish(_run(plan, step, keep_going, items), what)
 

@@ -16,7 +16,7 @@ the rest lives here once, so both backends do exactly the same around the networ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,8 @@ class ArrayModel:
         self.bytes_per_pixel = bytes_per_pixel
         self.reach = reach
         self.tile = tile
+        self.tile_progress: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image is processed in tiles."""
         self.max_memory = max_memory
         if overlap is None:
             overlap = DEFAULT_OVERLAP
@@ -145,6 +147,7 @@ class ArrayModel:
             self.facts.net_scale,
             batch_size,
             batch.ndim - 2,
+            self.tile_progress,
         )
         if self.normalization is not None:
             out = self.normalization.undo(out.swapaxes(0, 1)).swapaxes(0, 1)

@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 DEFAULT_MAX_MEMORY = 2 * 1024**3
 """Default working-memory budget of one tiled forward pass, in bytes (2 GiB)."""
 
+MAX_WORK_FACTOR = 3.0
+"""Tiling may cost at most this many times the work of one pass over the whole image along each
+spatial axis (9 times in all for images, 27 for volumes)."""
 DEFAULT_OVERLAP = 352
 """Overlap of neighbouring tiles, in input pixels, for a network of unknown reach (enough for
 the N2N U-Net, the widest-reaching shipped network: see the module docstring)."""
@@ -205,11 +208,15 @@ def tiled_apply(
     scale: int = 1,
     batch_size: int = 1,
     spatial_dims: int = 2,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """``run`` applied to N x C x *spatial ``x`` in blended tiles; output cropped to the input.
 
     ``run`` takes a B x C x *tile float32 batch (B <= ``batch_size``, sides multiples of
     ``size_multiple``) and returns B x C' x *(scale * tile). See the module docstring.
+    ``progress(done, total)`` is called after each batch of tiles. Tiles whose overlap would
+    multiply the work more than :data:`MAX_WORK_FACTOR` times per axis over the whole image (a
+    tile barely larger than the overlap) are refused with the tile count and a tile that works.
     """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != spatial_dims + 2:
@@ -235,6 +242,16 @@ def tiled_apply(
     ]
 
     positions = list(itertools.product(*[range(len(o)) for o in origins]))
+    work = len(positions) * math.prod(sides) / math.prod(grid)
+    if work > MAX_WORK_FACTOR**spatial_dims:
+        shape = "x".join(map(str, size))
+        better = round_tile(4 * overlap, size_multiple)
+        raise ConfigError(
+            f"tiles of {tile} pixels with an overlap of {overlap} cut this {shape} image into "
+            f"{len(positions)} tiles, {work:.0f} times the work of the whole image; give --tile "
+            f"{better} or more (or raise --max-memory, which sets the tile), or a smaller "
+            "--overlap"
+        )
     weights = np.zeros([length * scale for length in grid], np.float32)
     for pos in positions:
         weights[_region(origins, pos, sides, scale)] += _window(windows, pos)
@@ -259,6 +276,8 @@ def tiled_apply(
         for (image, pos), tile_out in zip(chunk, result, strict=True):
             region = _region(origins, pos, sides, scale)
             out[_index(image, region)] += tile_out * _window(windows, pos)
+        if progress is not None:
+            progress(start + len(chunk), len(jobs))
     assert out is not None
     out /= weights
     crop = tuple(slice(0, length * scale) for length in size)
