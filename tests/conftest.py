@@ -69,3 +69,24 @@ def assert_runs_without_torch(body: str, timeout: float = 120) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny model files: ``denoise`` (unet-n2n, 8 features, gauss:25) and ``upscale``
+    (EDSR x2, 1 block, 8 features), for tests where only the files and commands matter."""
+    from restorekit.nets import build_net
+    from restorekit.nets.files import ModelDescriptor, save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    net = build_net("unet-n2n", features=8)
+    args = {"in_channels": 3, "out_channels": 3, "features": 8}
+    denoiser = ModelDescriptor(
+        arch="unet-n2n", arch_args=args, size_multiple=net.size_multiple, noise="gauss:25"
+    )
+    save_model(folder / "den.safetensors", net, denoiser)
+    edsr_args = {"scale": 2, "n_blocks": 1, "features": 8}
+    upscaler = ModelDescriptor(arch="edsr", arch_args=edsr_args, task="upscale", scale=2)
+    save_model(folder / "up.safetensors", build_net("edsr", **edsr_args), upscaler)
+    return {"denoise": folder / "den.safetensors", "upscale": folder / "up.safetensors"}

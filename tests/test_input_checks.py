@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from conftest import tiny_config
 
@@ -29,25 +28,12 @@ from restorekit.io.checks import (
     check_values,
     estimate_noise,
 )
-from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A tiny gauss:25 denoiser and a tiny x2 upscaler (untrained)."""
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    net = build_net("unet-n2n", features=8)
-    args = {"in_channels": 3, "out_channels": 3, "features": 8}
-    descriptor = ModelDescriptor(
-        arch="unet-n2n", arch_args=args, size_multiple=net.size_multiple, noise="gauss:25"
-    )
-    save_model(folder / "den.safetensors", net, descriptor)
-    edsr_args = {"scale": 2, "n_blocks": 1, "features": 8}
-    upscaler = ModelDescriptor(arch="edsr", arch_args=edsr_args, task="upscale", scale=2)
-    save_model(folder / "up.safetensors", build_net("edsr", **edsr_args), upscaler)
-    return {"denoise": str(folder / "den.safetensors"), "upscale": str(folder / "up.safetensors")}
+def models(tiny_model_files):
+    """The tiny model files as strings."""
+    return {task: str(path) for task, path in tiny_model_files.items()}
 
 
 def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:

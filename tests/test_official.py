@@ -164,7 +164,7 @@ def test_imported_models_tile_like_the_whole_image(ne2ne_file, edsr_files):
         net, descriptor = load_model_file(path)
         model = RestorationModel(net, descriptor)
         multiple = descriptor.size_multiple
-        model.tile = model.overlap + 2 * multiple
+        model.tile = 2 * model.overlap
         image = rng.uniform(0, 1, (model.tile + 2 * multiple + 5, model.tile + 7, 3))
         image = image.astype(np.float32)
         apply = model.upscale if descriptor.task == "upscale" else model.denoise

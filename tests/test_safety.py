@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from click.testing import CliRunner
 
 from restorekit.cli import main
@@ -27,25 +26,8 @@ from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
 
 
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
-    """A tiny denoiser and a tiny x2 upscaler (untrained: only the files matter here)."""
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    net = build_net("unet-n2n", features=8)
-    args = {"in_channels": 3, "out_channels": 3, "features": 8}
-    denoiser = ModelDescriptor(
-        arch="unet-n2n", arch_args=args, size_multiple=net.size_multiple, noise="gauss:25"
-    )
-    save_model(folder / "den.safetensors", net, denoiser)
-    edsr_args = {"scale": 2, "n_blocks": 1, "features": 8}
-    upscaler = ModelDescriptor(arch="edsr", arch_args=edsr_args, task="upscale", scale=2)
-    save_model(folder / "up.safetensors", build_net("edsr", **edsr_args), upscaler)
-    return {"denoise": folder / "den.safetensors", "upscale": folder / "up.safetensors"}
-
-
 @pytest.fixture
-def ws(tmp_path, astronaut, model_files, monkeypatch):
+def ws(tmp_path, astronaut, tiny_model_files, monkeypatch):
     """A user's folder, the working directory: photos/{a,b}.png, other/a.png,
     mixed/x.{png,jpg}, stacks/s.tif, notes.txt, a model (models/den.safetensors), and
     out/a.png, a file of the user's where the results go."""
@@ -54,7 +36,7 @@ def ws(tmp_path, astronaut, model_files, monkeypatch):
     write_stack(tmp_path / "stacks" / "s.tif", np.zeros((4, 16, 16), np.uint8))
     (tmp_path / "notes.txt").write_text("my notes")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "den.safetensors").write_bytes(model_files["denoise"].read_bytes())
+    (tmp_path / "models" / "den.safetensors").write_bytes(tiny_model_files["denoise"].read_bytes())
     write_image(tmp_path / "kept" / "a.png", astronaut[:8, :8])
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -117,7 +99,7 @@ FILE_CASES = {
 
 @pytest.mark.parametrize("command", ["denoise", "upscale"])
 @pytest.mark.parametrize("case", list(FILE_CASES))
-def test_file_commands_refuse_before_any_work(ws, model_files, command, case):
+def test_file_commands_refuse_before_any_work(ws, tiny_model_files, command, case):
     cwd, args, fragments = FILE_CASES[case]
     (ws / "link").symlink_to(ws / "photos")
     if case == "output is a folder":
@@ -128,7 +110,7 @@ def test_file_commands_refuse_before_any_work(ws, model_files, command, case):
         fragments = [*fragments, "Nothing was written", "Fix: "]
     before = snapshot(ws)
     os.chdir(ws / cwd)
-    result = invoke([command, *args, "--model", model_files[command]])
+    result = invoke([command, *args, "--model", tiny_model_files[command]])
     assert_refused(result, *fragments)
     assert "backend:" not in result.output  # refused before the model was even opened
     assert snapshot(ws) == before
@@ -159,7 +141,7 @@ EVAL_CASES = {
 
 @pytest.mark.parametrize("command", ["denoise", "upscale"])
 @pytest.mark.parametrize("case", list(EVAL_CASES))
-def test_eval_refuses_to_write_into_its_data_or_over_files(ws, model_files, command, case):
+def test_eval_refuses_to_write_into_its_data_or_over_files(ws, tiny_model_files, command, case):
     args, fragments = EVAL_CASES[case]
     data = "mixed" if case == "saved names collide" else "photos"
     if case == "existing saved image":
@@ -171,7 +153,7 @@ def test_eval_refuses_to_write_into_its_data_or_over_files(ws, model_files, comm
         fragments = ["mixed/x.jpg and mixed/x.png -> out/x_lr.png"]
     before = snapshot(ws)
     noise = ["--noise", "gauss25"] if command == "denoise" else []
-    result = invoke(["eval", "--model", model_files[command], "--data", data, *noise, *args])
+    result = invoke(["eval", "--model", tiny_model_files[command], "--data", data, *noise, *args])
     assert_refused(result, *fragments)
     assert "PSNR" not in result.output  # nothing was evaluated
     assert "--skip-existing" not in result.output  # eval has none
@@ -205,7 +187,7 @@ def test_export_never_writes_over_a_model_or_a_file(ws, case):
     assert snapshot(ws) == before
 
 
-def test_the_python_api_refuses_the_same(ws, model_files):
+def test_the_python_api_refuses_the_same(ws, tiny_model_files):
     before = snapshot(ws)
     with pytest.raises(OutputPathError, match="would replace 2 input file"):
         plan_outputs([ws / "photos" / "a.png", ws / "photos" / "b.png"], ws / "photos")
@@ -221,28 +203,26 @@ def test_the_python_api_refuses_the_same(ws, model_files):
 # What the user may ask for: each does what it says, and no more.
 
 
-def test_skip_existing_skips_and_says_how_many(ws, model_files):
+def test_skip_existing_skips_and_says_how_many(ws, tiny_model_files):
     kept = snapshot(ws)["kept/a.png"]
-    result = invoke(
-        ["denoise", "photos", "-o", "kept", "--skip-existing", "--model", model_files["denoise"]]
-    )
+    args = ["denoise", "photos", "-o", "kept", "--skip-existing"]
+    args += ["--model", tiny_model_files["denoise"]]
+    result = invoke(args)
     assert result.exit_code == 0, result.output
     assert "1 of 2 input(s) skipped: their output exists (--skip-existing): kept/a.png" in (
         result.output
     )
     assert "1 image(s) denoised into kept; 1 skipped (output exists)" in result.output
     assert snapshot(ws)["kept/a.png"] == kept and (ws / "kept" / "b.png").is_file()
-    again = invoke(
-        ["denoise", "photos", "-o", "kept", "--skip-existing", "--model", model_files["denoise"]]
-    )
+    again = invoke(args)
     assert again.exit_code == 0 and "nothing to do: every output exists" in again.output
 
 
 @pytest.mark.parametrize("command", ["denoise", "upscale"])
-def test_overwrite_replaces_the_inputs_in_place_only_when_asked(ws, model_files, command):
+def test_overwrite_replaces_the_inputs_in_place_only_when_asked(ws, tiny_model_files, command):
     before = snapshot(ws)
     result = invoke(
-        [command, "photos", "-o", "photos", "--overwrite", "--model", model_files[command]]
+        [command, "photos", "-o", "photos", "--overwrite", "--model", tiny_model_files[command]]
     )
     assert result.exit_code == 0, result.output
     assert "2 input(s) replaced by their result (--overwrite)" in result.output
@@ -253,18 +233,18 @@ def test_overwrite_replaces_the_inputs_in_place_only_when_asked(ws, model_files,
     assert read_image(ws / "photos" / "a.png").array.shape == (32 * scale, 40 * scale, 3)
 
 
-def test_overwrite_replaces_an_existing_output_and_says_so(ws, model_files):
+def test_overwrite_replaces_an_existing_output_and_says_so(ws, tiny_model_files):
     result = invoke(
-        ["denoise", "photos", "-o", "kept", "--overwrite", "--model", model_files["denoise"]]
+        ["denoise", "photos", "-o", "kept", "--overwrite", "--model", tiny_model_files["denoise"]]
     )
     assert result.exit_code == 0, result.output
     assert "1 existing output file(s) replaced (--overwrite)" in result.output
     assert read_image(ws / "kept" / "a.png").array.shape == (32, 40, 3)
 
 
-def test_an_input_given_twice_is_processed_once(ws, model_files):
+def test_an_input_given_twice_is_processed_once(ws, tiny_model_files):
     result = invoke(
-        ["denoise", "photos", "photos/a.png", "-o", "out", "--model", model_files["denoise"]]
+        ["denoise", "photos", "photos/a.png", "-o", "out", "--model", tiny_model_files["denoise"]]
     )
     assert result.exit_code == 0, result.output
     assert "2 image(s) denoised into out" in result.output
@@ -279,7 +259,7 @@ def test_export_replaces_an_onnx_file_with_overwrite(ws):
     assert (ws / "old.onnx").stat().st_size > 1000 and not list(ws.glob(".*.tmp"))
 
 
-def test_leftover_temporary_files_are_removed_and_nothing_else(ws, model_files):
+def test_leftover_temporary_files_are_removed_and_nothing_else(ws, tiny_model_files):
     out = ws / "out"
     out.mkdir()
     old = PROCESS_STARTED - 3600  # left by a process before this one
@@ -299,7 +279,7 @@ def test_leftover_temporary_files_are_removed_and_nothing_else(ws, model_files):
     (out / ".c.png.00000000.tmp").symlink_to(ws / "notes.txt")  # a link: left alone
     (out / ".d.png.11111111.tmp").write_bytes(b"being written right now")  # newer than start
     assert remove_orphan_temporaries(out, before=old) == []  # none older than that
-    result = invoke(["denoise", "photos", "-o", "out", "--model", model_files["denoise"]])
+    result = invoke(["denoise", "photos", "-o", "out", "--model", tiny_model_files["denoise"]])
     assert result.exit_code == 0, result.output
     assert "removed 2 temporary file(s) left in out by an interrupted run" in result.output
     left = {p.name for p in out.iterdir()}

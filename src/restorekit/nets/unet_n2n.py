@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from restorekit.nets.sizes import check_size_multiple
+
 
 def _conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -44,12 +46,7 @@ class UNetN2N(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
-                f"UNetN2N needs height and width that are multiples of {self.size_multiple}, "
-                f"got {height}x{width}; pad the input (restorekit.infer does this for you)"
-            )
+        check_size_multiple(x, self.size_multiple, "UNetN2N")
         skips = [x]
         h = self.pool(self.enc0(x))  # 1/2
         skips.append(h)

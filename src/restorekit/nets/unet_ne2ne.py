@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from restorekit.nets.sizes import check_size_multiple
+
 HEAD_FEATURES = 96
 """Width of the output stage, fixed (not 2 x features) in the authors' code."""
 
@@ -90,12 +92,7 @@ class UNetNe2Ne(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
-                f"UNetNe2Ne needs height and width that are multiples of {self.size_multiple}, "
-                f"got {height}x{width}; pad the input (restorekit.infer does this for you)"
-            )
+        check_size_multiple(x, self.size_multiple, "UNetNe2Ne")
         act, pool = self.act, self.pool
         skips = [x]
         h = pool(act(self.enc_conv1(act(self.enc_conv0(x)))))  # 1/2
