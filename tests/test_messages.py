@@ -229,3 +229,36 @@ def test_durations_are_written_as_they_are_read():
         "25h00m",
     ]
     assert parse_duration(format_duration(4980)) == 4980
+
+
+def test_resuming_with_another_batch_size_is_refused(photo_folder, tmp_path):
+    """A new train.batch_size (or accumulate, data.repeat) on --resume used to jump the epoch
+    counter and the learning rate silently."""
+    from conftest import tiny_config
+
+    from restorekit.configs import load_config
+    from restorekit.engine import train
+    from restorekit.errors import ConfigError
+
+    train(tiny_config(photo_folder), tmp_path / "run", max_steps=1)
+    changed = load_config(tmp_path / "run" / "config.yaml", ["train.batch_size=4"])
+    with pytest.raises(ConfigError, match="train.batch_size=4, but the run .* was trained with 2"):
+        train(changed, tmp_path / "run", resume=True)
+    same = load_config(tmp_path / "run" / "config.yaml", ["train.epochs=3"])  # allowed
+    assert train(same, tmp_path / "run", resume=True, max_steps=2).steps == 2
+
+
+def test_a_run_folder_that_is_a_file_and_an_empty_image_are_clear_errors(photo_folder, tmp_path):
+    import numpy as np
+    from conftest import tiny_config
+
+    from restorekit import load_model
+    from restorekit.engine import train
+    from restorekit.errors import ConfigError, ImageFormatError
+
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file: a run needs a folder"):
+        train(tiny_config(photo_folder), tmp_path / "afile", max_steps=1)
+    assert (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(ImageFormatError, match="empty image"):
+        load_model("ne2ne-gauss25", device="cpu").denoise(np.zeros((0, 0, 3), np.uint8))

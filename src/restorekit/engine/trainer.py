@@ -306,12 +306,40 @@ def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) 
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
             "or pick another --out"
         )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file: a run needs a folder; pick another --out")
+    if resume:
+        _check_unchanged(run_dir, cfg)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         recorded = with_absolute_paths(cfg).model_dump(mode="json")  # resumable from anywhere
         (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))
         with open(run_dir / "commands.log", "a") as log_file:
             log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
+
+
+_FIXED_ON_RESUME = (("train", "batch_size"), ("train", "accumulate"), ("data", "repeat"))
+"""Fields that set what a step and an epoch are: a resumed run must keep them."""
+
+
+def _check_unchanged(run_dir: Path, cfg: Config) -> None:
+    """Refuse a resume that changes what a step or an epoch is (the run's position, its
+    epoch counter and its schedule are counted in them); other overrides are kept."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    before = yaml.safe_load(path.read_text()) or {}
+    now = cfg.model_dump(mode="json")
+    for section, field in _FIXED_ON_RESUME:
+        old, new = before.get(section, {}).get(field), now[section][field]
+        if old is not None and old != new:
+            raise ConfigError(
+                f"--resume with {section}.{field}={new}, but the run in {run_dir} was trained "
+                f"with {old}: its position, epochs and schedule are counted in those steps. "
+                f"Resume without changing it, or start a new run from its weights: "
+                f"restorekit train CONFIG --init-from {run_dir} --set {section}.{field}={new} "
+                "--out NEW_FOLDER"
+            )
 
 
 def _first_line(run: _Run, resume: bool) -> str:

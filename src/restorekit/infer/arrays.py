@@ -33,6 +33,8 @@ def apply_to_image(run: Run, image: np.ndarray, model_channels: int, scale: int 
         raise ImageFormatError(
             f"expected an H x W or H x W x C image with C in 1, 3, 4; got shape {array.shape}"
         )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageFormatError(f"empty image (shape {array.shape}): nothing to process")
     if array.shape[2] == 4:
         rgb = apply_to_image(run, array[..., :3], model_channels, scale)
         return np.concatenate([rgb, upscale_alpha(array[..., 3:], scale)], axis=2)
