@@ -243,7 +243,8 @@ def check_training_images(
             f"{noisy} of {len(keep)} training images look noisy already (estimated sigma above "
             f"{NOISY_DATA_SIGMA * 255:g}/255), and this config adds synthetic noise "
             f"({synthetic_noise}) on top: for real noisy data pass --set noise=null (with a "
-            "method that learns from noisy data alone: n2v, ne2ne)"
+            "method that learns from noisy data alone: n2v, ne2ne), or use the preset for real "
+            "noisy 2D data, n2v-2d"
         )
     return keep, messages
 
