@@ -262,3 +262,20 @@ def test_a_run_folder_that_is_a_file_and_an_empty_image_are_clear_errors(photo_f
     assert (tmp_path / "afile").read_text() == "mine"
     with pytest.raises(ImageFormatError, match="empty image"):
         load_model("ne2ne-gauss25", device="cpu").denoise(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_what_a_folder_input_leaves_out_is_named(tmp_path, tiny_model_files):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from restorekit.cli import main
+    from restorekit.io import write_image
+
+    write_image(tmp_path / "in" / "a.png", np.zeros((40, 40, 3), np.uint8))
+    (tmp_path / "in" / "more").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    args = ["denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--model", str(tiny_model_files["denoise"])])
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.output and "left out 1 subfolder(s): more" in result.output
+    assert "left out 1 file(s) of other types: notes.txt" in result.output

@@ -67,6 +67,14 @@ max_pixels_option = click.option(
 )
 
 
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _ours(category: type[Warning], filename: str) -> bool:
+    """Whether a warning is restorekit's own (its class, or raised in its code)."""
+    return category.__module__.startswith("restorekit") or str(filename).startswith(_PACKAGE)
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
@@ -75,7 +83,7 @@ class _Group(click.Group):
             shown = warnings.showwarning
 
             def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
-                if category.__name__ == "InputWarning":  # restorekit.io.checks: one clear line
+                if _ours(category, filename):  # restorekit's own: one clear line, no source
                     click.echo(f"warning: {message}", err=True)
                 else:
                     shown(message, category, filename, lineno, file, line)

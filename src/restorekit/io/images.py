@@ -476,11 +476,37 @@ def _write_tiff(f: Path, pixels: np.ndarray, has_alpha: bool) -> None:
     )
 
 
+def _warn_skipped(folder: Path) -> None:
+    """Say which subfolders and files of other types a folder input leaves out (never silent)."""
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != ".")
+    others = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name[0] != "." and p.suffix.lower() not in IMAGE_EXTENSIONS
+    )
+    for kind, names, hint in (
+        ("subfolder(s)", subfolders, "give them as inputs too to process them"),
+        ("file(s) of other types", others, f"only {_SUPPORTED} are read"),
+    ):
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            warnings.warn(
+                f"{folder}: left out {len(names)} {kind}: {shown}; {hint}",
+                InputSkippedWarning,
+                stacklevel=3,
+            )
+
+
+class InputSkippedWarning(UserWarning):
+    """A folder input held subfolders or non-image files that were not read."""
+
+
 def list_images(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     """Image files named by ``inputs``: files as given, folders expanded.
 
     Folders are not searched recursively; their files are sorted by name, filtered to
-    IMAGE_EXTENSIONS (any case), hidden files skipped. Raises ImageReadError if a path does not
+    IMAGE_EXTENSIONS (any case), hidden files skipped; the subfolders and other files left out
+    are named in an :class:`InputSkippedWarning`. Raises ImageReadError if a path does not
     exist, a given file has an unsupported extension, or a folder holds no image.
     """
     if isinstance(inputs, (str, Path)):
@@ -498,6 +524,7 @@ def list_images(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
                     "subfolders). Check the folder or give image files directly."
                 )
             found.extend(files)
+            _warn_skipped(path)
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             found.append(path)
         else:
