@@ -279,3 +279,26 @@ def test_what_a_folder_input_leaves_out_is_named(tmp_path, tiny_model_files):
     assert result.exit_code == 0, result.output
     assert "warning: " in result.output and "left out 1 subfolder(s): more" in result.output
     assert "left out 1 file(s) of other types: notes.txt" in result.output
+
+
+def test_a_full_disk_is_a_clear_message_and_leaves_no_half_file(tmp_path, monkeypatch):
+    import errno
+
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from restorekit.cli import main
+    from restorekit.io import write_image
+
+    write_image(tmp_path / "a.png", np.zeros((40, 40, 3), np.uint8))
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    args = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--model", "edsr-baseline-x2", "--device", "cpu"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "No space left on device" in result.output and "free some space" in result.output
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import sys
@@ -75,6 +76,22 @@ def _ours(category: type[Warning], filename: str) -> bool:
     return category.__module__.startswith("restorekit") or str(filename).startswith(_PACKAGE)
 
 
+_OS_HINTS = {
+    errno.ENOSPC: "free some space, or write elsewhere (-o / --out)",
+    errno.EDQUOT: "free some space, or write elsewhere (-o / --out)",
+    errno.EACCES: "choose a folder you may write to (-o / --out), or fix its permissions",
+    errno.EPERM: "choose a folder you may write to (-o / --out), or fix its permissions",
+    errno.EROFS: "the file system is read-only: write elsewhere (-o / --out)",
+}
+
+
+def _file_system_message(error: OSError) -> str:
+    """A file-system error in words: what, where, and what to do."""
+    where = f" ({error.filename})" if error.filename else ""
+    hint = _OS_HINTS.get(error.errno or 0, "check the path and the disk")
+    return f"{error.strerror or error}{where}; {hint}. Files already finished are complete."
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
@@ -93,6 +110,8 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except RestorekitError as error:
                 raise click.ClickException(str(error)) from None
+            except OSError as error:  # disk full, read-only or unwritable folders, ...
+                raise click.ClickException(_file_system_message(error)) from None
 
 
 @click.group(cls=_Group)
