@@ -302,3 +302,18 @@ def test_a_full_disk_is_a_clear_message_and_leaves_no_half_file(tmp_path, monkey
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "No space left on device" in result.output and "free some space" in result.output
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_a_descriptor_with_an_impossible_size_multiple_is_named(tmp_path):
+    from restorekit import load_model
+    from restorekit.errors import ModelLoadError
+    from restorekit.nets import build_net
+    from restorekit.nets.files import ModelDescriptor, save_model
+
+    descriptor = ModelDescriptor(arch="unet-n2n", arch_args={"features": 8})
+    descriptor.size_multiple = 0  # as a hand-edited file would hold (not validated on assignment)
+    save_model(tmp_path / "m.safetensors", build_net("unet-n2n", features=8), descriptor)
+    with pytest.raises(
+        ModelLoadError, match=r"size_multiple: input should be greater .* \(found 0\)"
+    ):
+        load_model(tmp_path / "m.safetensors", device="cpu")

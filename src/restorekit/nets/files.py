@@ -34,12 +34,12 @@ class ModelDescriptor(BaseModel):
     arch: str
     arch_args: dict[str, Any] = Field(default_factory=dict)
     task: Literal["denoise", "upscale"] = "denoise"
-    in_channels: int = 3
-    out_channels: int = 3
-    scale: int = 1  # output size / input size of the model (upscale task: its factor)
+    in_channels: int = Field(3, ge=1)
+    out_channels: int = Field(3, ge=1)
+    scale: int = Field(1, ge=1)  # output size / input size of the model (upscale task: factor)
     upsample_input: bool = False  # upscale: the network takes the bicubic-upscaled image
     scales: list[int] = Field(default_factory=list)  # upscale: all it was trained for; [] = [scale]
-    size_multiple: int = 1
+    size_multiple: int = Field(1, ge=1)
     value_range: tuple[float, float] = (0.0, 1.0)
     noise: str | None = None
     method: str | None = None
@@ -91,8 +91,17 @@ def read_descriptor(path: str | Path) -> ModelDescriptor:
         )
     try:
         return ModelDescriptor.model_validate(json.loads(metadata[METADATA_KEY]))
-    except (ValidationError, json.JSONDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise ModelLoadError(f"{path}: malformed restorekit descriptor: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()} (found {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise ModelLoadError(
+            f"{path}: malformed restorekit descriptor: {problems}; the file was changed after "
+            "restorekit wrote it, or written by other code"
+        ) from None
 
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
