@@ -53,10 +53,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 GPU_DIR = ROOT / ".gpu"
 WHEELS = (
-    "pydantic==2.12.5",
-    "pydantic-core==2.41.5",
-    "annotated-types==0.7.0",
-    "typing-inspection==0.4.2",
+    "pydantic==2.14.4",
+    "pydantic-core==2.50.5",
+    "annotated-types==0.8.0",
+    "typing-inspection==0.4.5",
+    "typing-extensions==4.16.0",
 )
 """Missing on the GPU machines' image (Python 3.12); everything else restorekit needs is there."""
 DRY_RUN_BUDGET_S = 8.0
