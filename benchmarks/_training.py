@@ -14,8 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from restorekit.configs import Config
 from restorekit.data import EpochSampler, load_images
 from restorekit.engine.distributed import DistributedContext
+from restorekit.engine.schedule import learning_rate
 from restorekit.engine.step import Stepper
-from restorekit.engine.trainer import learning_rate
 from restorekit.io import list_images
 from restorekit.methods import Progress
 

@@ -49,13 +49,13 @@ from restorekit.infer.onnx_backend import OnnxModel
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.infer.tiling import (
     DEFAULT_MAX_MEMORY,
-    parse_bytes,
     plan_tiles,
     round_up,
     tile_origins,
 )
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
+from restorekit.units import parse_bytes
 from restorekit.zoo import resolve_model, shipped_model, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def child(job: dict) -> None:
     reset = reset_peak_rss()
     baseline = max_rss_mib()
 
-    apply = model.upscale if model.facts.task == "upscale" else model.denoise  # MP/s of input
+    apply = model.upscale if model.descriptor.task == "upscale" else model.denoise  # MP/s of input
 
     def run() -> None:
         for _ in range(job["steps"]):

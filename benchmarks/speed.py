@@ -37,8 +37,8 @@ from torch.utils.data import DataLoader
 from restorekit.configs import Config, load_config
 from restorekit.data import EpochSampler, PatchDataset, load_images
 from restorekit.engine.distributed import DistributedContext
+from restorekit.engine.schedule import learning_rate
 from restorekit.engine.step import Stepper
-from restorekit.engine.trainer import learning_rate
 from restorekit.infer.predict import predict
 from restorekit.io import array_to_float
 from restorekit.methods import Progress

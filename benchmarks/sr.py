@@ -46,8 +46,8 @@ from _training import (  # benchmarks/_training.py
 
 from restorekit.configs import Config, load_config
 from restorekit.data import sr_images_from_hr
-from restorekit.engine.run_data import sr_dataset
-from restorekit.engine.trainer import describe
+from restorekit.data.kinds.sr import sr_dataset
+from restorekit.engine.run_folder import describe
 from restorekit.infer.model import RestorationModel
 from restorekit.infer.tiling import plan_tiles
 from restorekit.nets import build_net
@@ -85,7 +85,7 @@ def bench_training(preset: str, images: list, configs: list[str], args, env, dev
     eager = cfgs["eager"]
     dc, total = eager.data, args.warmup + args.steps * args.repeats
     names = [f"{i}.png" for i in range(len(images))]
-    dataset = sr_dataset(eager, sr_images_from_hr(images, names, dc.scales, dc.round_lr))
+    dataset = sr_dataset(dc, sr_images_from_hr(images, names, dc.scales, dc.round_lr))
     sampler = one_epoch(len(images), eager, args)
     gflop = step_flops(eager, dataset, sampler, device) / 1e9  # the same at every drawn scale
     runs = {c: Run(cfg, dataset, sampler, total, device) for c, cfg in cfgs.items()}
@@ -108,7 +108,7 @@ def upscaling_model(cfg: Config, channels_last: bool, device: torch.device) -> R
     torch.manual_seed(0)
     net = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
     with tempfile.TemporaryDirectory() as folder:
-        descriptor = describe(cfg, net, Path(folder), "benchmarks/sr.py", "upscale")
+        descriptor = describe(cfg, net, Path(folder), "benchmarks/sr.py")
     model = RestorationModel(net, descriptor, str(device))
     if not channels_last:
         model.channels_last = False

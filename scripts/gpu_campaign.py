@@ -156,14 +156,27 @@ TARGETS: tuple[Target, ...] = (
     ),
 )
 DRY_RUN = (
-    "model.features=8",
-    "data.patch_size=64",
     "train.batch_size=2",
     "data.workers=0",
     "train.precision=fp32",
     "train.log_every=5",
     "data.repeat=4",
 )
+DRY_RUN_PATCH = {
+    "images": "data.patch_size=64",
+    "stacks": "data.patch_size=64",
+    "sr": "data.lr_patch_size=16",
+}
+"""A dry run's small patches, by data kind."""
+
+
+def dry_run_overrides(preset: str) -> list[str]:
+    """The settings that make ``preset``'s run a few seconds long: small patches and batches,
+    and a narrow network (the N2V U-Net keeps its width: its BSD68 preset sets 96)."""
+    from restorekit.configs import load_config
+
+    narrow = [] if preset.startswith("n2v") else ["model.features=8"]
+    return [*narrow, DRY_RUN_PATCH[load_config(preset).data.kind], *DRY_RUN]
 
 
 def target_named(name: str) -> Target:
@@ -347,8 +360,8 @@ def throughput(campaign: Campaign, device) -> dict:
 
     from restorekit.configs import load_config
     from restorekit.data import EpochSampler
+    from restorekit.data.kinds import load_train_data
     from restorekit.engine.distributed import DistributedContext
-    from restorekit.engine.run_data import load_train_data
     from restorekit.engine.step import Stepper
     from restorekit.io import write_image
     from restorekit.methods import Progress
@@ -374,12 +387,10 @@ def throughput(campaign: Campaign, device) -> dict:
                     continue
                 folder = Path(tmp) / ("grey" if name == "n2v" else "rgb")
                 extra = [*overrides, *settings, f"data.train=['{folder}']", "data.workers=0"]
-                extra += list(DRY_RUN) if campaign.dry_run else []
-                if name == "n2v":
-                    extra = [e for e in extra if not e.startswith("model.features")]
+                extra += dry_run_overrides(preset) if campaign.dry_run else []
                 cfg = load_config(preset, extra)
                 stepper = Stepper.from_config(cfg, DistributedContext(device=device))
-                data = load_train_data(cfg, None, stepper.method.task)
+                data = load_train_data(cfg, None)
                 batch = cfg.train.batch_size
                 sampler = EpochSampler(data.n_images, 10_000, 0, 1)
                 batches = iter(DataLoader(data.dataset, batch, sampler=sampler, drop_last=True))
@@ -436,9 +447,8 @@ def train_target(campaign: Campaign, target: Target, pack: Path, device) -> dict
         f"train.time_budget={budget:.0f}",
     ]
     if campaign.dry_run:
-        extra = [e for e in extra if not e.startswith("train.init_from")] + list(DRY_RUN)
-        if target.preset.startswith("n2v"):
-            extra = [e for e in extra if not e.startswith("model.features")]
+        extra = [e for e in extra if not e.startswith("train.init_from")]
+        extra += dry_run_overrides(target.preset)
     if device.type == "cpu":
         extra.append("train.precision=fp32" if campaign.dry_run else "train.precision=bf16")
     cfg = load_config(target.preset, extra)

@@ -15,7 +15,7 @@ from skimage import data
 import restorekit.zoo
 from restorekit.cli import main
 from restorekit.degrade import imresize
-from restorekit.infer import load_model
+from restorekit.infer.model import load_model
 from restorekit.io import read_image
 from restorekit.metrics import psnr, ssim
 from restorekit.nets import build_net

@@ -43,14 +43,14 @@ def test_device_batches_equal_the_cpu_loader(dtype, augment):
 
 
 def test_every_flip_and_rotation_matches_numpy():
+    from restorekit import dihedral
     from restorekit.data.device import _dihedral_sources
-    from restorekit.data.patches import augment_array
 
     image = np.arange(5 * 5).reshape(5, 5, 1)
     for op in range(8):
         rows, cols = _dihedral_sources(torch.tensor([0]), torch.tensor([0]), torch.tensor([op]), 5)
         got = image[rows[0].numpy(), cols[0].numpy()]
-        np.testing.assert_array_equal(got, augment_array(image, op))
+        np.testing.assert_array_equal(got, dihedral.transform(image, op, (0, 1)))
 
 
 def test_training_with_patches_cut_on_the_device_equals_the_loader(photo_folder, tmp_path):
@@ -71,16 +71,12 @@ def test_training_with_patches_cut_on_the_device_equals_the_loader(photo_folder,
         assert torch.equal(tensor, finals["false"][name]), name
 
 
-def test_on_device_refuses_data_it_cannot_cut(tmp_path):
+def test_on_device_refuses_data_it_cannot_cut():
+    """Only image folders cut patches on the device: the config of another data kind refuses
+    data.on_device before anything runs."""
     from restorekit.configs import load_config
-    from restorekit.engine import train
     from restorekit.errors import ConfigError
-    from restorekit.io import write_image
 
-    write_image(tmp_path / "hr" / "a.png", np.zeros((128, 128, 3), np.uint8))
-    cfg = load_config(
-        "edsr-baseline-x2",
-        [f"data.train=['{tmp_path / 'hr'}']", "data.on_device=true", "model.n_blocks=1"],
-    )
-    with pytest.raises(ConfigError, match="data.on_device=true takes folders of images"):
-        train(cfg, tmp_path / "run", max_steps=1)
+    for preset in ("edsr-baseline-x2", "n2v-2d"):
+        with pytest.raises(ConfigError, match="data.on_device applies to images data"):
+            load_config(preset, ["data.on_device=true"])

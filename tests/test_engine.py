@@ -11,7 +11,7 @@ from restorekit.data import EpochSampler, PatchDataset
 from restorekit.degrade import parse_noise
 from restorekit.engine import TrainingInterrupted, train
 from restorekit.errors import ConfigError, RestorekitError
-from restorekit.infer import load_model
+from restorekit.infer.model import load_model
 from restorekit.io import write_image
 from restorekit.methods import Neighbor2Neighbor
 from restorekit.metrics import psnr

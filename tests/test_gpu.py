@@ -26,13 +26,13 @@ from conftest import tiny_config
 from torch.utils.data import DataLoader
 
 from restorekit.data import EpochSampler
+from restorekit.data.kinds import load_train_data
 from restorekit.degrade.noise import parse_noise
 from restorekit.engine import learning_rate, train
 from restorekit.engine.distributed import DistributedContext
-from restorekit.engine.run_data import load_train_data
 from restorekit.engine.step import Stepper
 from restorekit.errors import ConfigError
-from restorekit.infer import load_model
+from restorekit.infer.model import load_model
 from restorekit.methods import Progress
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
@@ -88,7 +88,7 @@ def _train_steps(folder: Path, device: torch.device, precision: str) -> Steps:
     initial = {k: v.detach().cpu().clone() for k, v in stepper.model.state_dict().items()}
     dtypes: set[torch.dtype] = set()
     stepper.model.register_forward_hook(lambda _m, _i, out: dtypes.add(out.dtype))
-    data = load_train_data(cfg, parse_noise(cfg.noise), stepper.method.task)
+    data = load_train_data(cfg, parse_noise(cfg.noise))
     sampler = EpochSampler(data.n_images, cfg.data.repeat * 2, cfg.train.seed, epoch=1)
     loader = DataLoader(
         data.dataset,
@@ -258,7 +258,7 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def _apply(model, image: np.ndarray) -> np.ndarray:
-    return model.upscale(image) if model.facts.task == "upscale" else model.denoise(image)
+    return model.upscale(image) if model.descriptor.task == "upscale" else model.denoise(image)
 
 
 def _whole_and_tiled(path: Path, where: str, tile: int, image: np.ndarray) -> dict[str, np.ndarray]:

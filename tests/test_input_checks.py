@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from conftest import tiny_config
 
 from restorekit.cli import main
-from restorekit.engine.run_data import load_train_data
+from restorekit.data.kinds import load_train_data
 from restorekit.errors import ImageFormatError
-from restorekit.infer import load_model
+from restorekit.infer.model import load_model
 from restorekit.io import read_image, write_image
 from restorekit.io.checks import (
     InputScaleError,

@@ -3,17 +3,17 @@ import pytest
 import torch
 from skimage import data
 
+from restorekit.blind_spots import box_side
 from restorekit.configs import load_config
+from restorekit.data.kinds.images import add_noise_once
 from restorekit.degrade import parse_noise
 from restorekit.engine import train
-from restorekit.engine.run_data import add_noise_once
 from restorekit.errors import ConfigError
-from restorekit.infer import load_model
+from restorekit.infer.model import load_model
 from restorekit.io import write_image
 from restorekit.methods import METHODS, Noise2Void, Progress
 from restorekit.methods.n2v_masking import (
     BlindSpotMasker,
-    box_side,
     draw_neighbour_offsets,
     offset_weights,
 )
@@ -219,7 +219,7 @@ def test_invalid_struct_masks_and_manipulators_are_refused():
         BlindSpotMasker(struct_mask=[1, 2, 1])
     with pytest.raises(ConfigError, match="manipulator"):
         BlindSpotMasker(manipulator="identity")
-    with pytest.raises(ConfigError, match="method.n2v.struct_mask: .*odd sizes"):
+    with pytest.raises(ConfigError, match="method.struct_mask: .*odd sizes"):
         load_config("n2v-bsd68", ["method.struct_mask=[[1, 1]]"])
     with pytest.raises(ConfigError, match="masked_fraction"):
         load_config("n2v-bsd68", ["method.masked_fraction=0.5"])

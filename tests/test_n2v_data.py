@@ -14,11 +14,10 @@ from click.testing import CliRunner
 from restorekit.cli import main
 from restorekit.configs import load_config
 from restorekit.data import StackPatchDataset, compute_normalization, load_stacks
+from restorekit.data.kinds import load_train_data
 from restorekit.engine import train
-from restorekit.engine.trainer import load_train_data
 from restorekit.errors import ConfigError, ImageFormatError
-from restorekit.infer import load_model
-from restorekit.infer.model import RestorationModel
+from restorekit.infer.model import RestorationModel, load_model
 from restorekit.io import parse_axes, read_stack, to_canonical, write_stack
 from restorekit.io.axes import from_canonical
 from restorekit.nets import build_net
@@ -161,7 +160,7 @@ _UNDER_A_MEMORY_LIMIT = """
 import resource, sys
 import numpy as np, tifffile, torch
 from restorekit.configs import load_config
-from restorekit.engine.trainer import load_train_data
+from restorekit.data.kinds import load_train_data
 torch.set_num_threads(1)
 path = sys.argv[1]
 big = tifffile.memmap(path, shape=(2, 64, 1024, 1024), dtype=np.float32, photometric="minisblack")

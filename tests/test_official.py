@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from restorekit.cli import main
 from restorekit.configs import load_config
-from restorekit.infer import RestorationModel
+from restorekit.infer.model import RestorationModel
 from restorekit.infer.onnx_backend import load_onnx_model
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.nets import build_net

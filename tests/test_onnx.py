@@ -51,14 +51,23 @@ def onnx_path(model_path):
     return path
 
 
-def test_export_stores_the_descriptor_and_model_facts(onnx_path, model_path):
+def test_export_stores_the_one_model_record(onnx_path, model_path):
+    """The graph carries the safetensors file's descriptor, and the backend reads its facts
+    from it alone (no second copy of them under other names)."""
     props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
-    assert json.loads(props["restorekit"])["arch"] == "unet-n2n"
-    assert json.loads(props["restorekit"])["noise"] == "gauss:25"
-    assert props["task"] == "denoise" and props["scale"] == "1" and props["channels"] == "3"
-    assert props["size_multiple"] == "32" and json.loads(props["value_range"]) == [0.0, 1.0]
+    record = json.loads(props["restorekit"])
+    assert record == read_descriptor(model_path).model_dump(mode="json")
+    assert record["arch"] == "unet-n2n" and record["noise"] == "gauss:25"
+    assert set(props) == {
+        "restorekit",
+        "bytes_per_pixel",
+        "reach",
+        "weights_sha256",
+        "restorekit_version",
+    }
     model = load_onnx_model(onnx_path)
-    assert model.size_multiple == 32 and model.in_channels == 3 and model.scale == 1
+    assert model.descriptor == read_descriptor(model_path)
+    assert model.descriptor.size_multiple == 32 and model.descriptor.scale == 1
     # Tiles for ONNX Runtime are sized with its arena's allowance over the measured peak.
     ratio = model.bytes_per_pixel / load_model(model_path).bytes_per_pixel
     assert ratio == pytest.approx(ONNXRUNTIME_FACTOR / TORCH_FACTOR, rel=0.2)
@@ -140,7 +149,7 @@ def test_export_and_denoise_commands(model_path, tmp_path, astronaut):
 
 def _apply(model, image):
     """``model.denoise`` or ``model.upscale``, by the model's task."""
-    return getattr(model, model.facts.task)(image)
+    return getattr(model, model.descriptor.task)(image)
 
 
 @pytest.mark.parametrize("model", shipped_models(), ids=lambda m: m.name)
@@ -152,7 +161,7 @@ def test_every_shipped_model_exports_on_first_use_with_parity(model, astronaut, 
     chosen = open_model(model.name, "onnx")
     cached = onnx_cache / "onnx" / f"{sha256_file(model.weights)}.onnx"
     assert cached.is_file() and chosen.model.weights_sha256 == sha256_file(model.weights)
-    assert chosen.model.descriptor == json.loads(read_descriptor(model.weights).model_dump_json())
+    assert chosen.model.descriptor == read_descriptor(model.weights)
     torch_model = load_model(model.name, device="cpu")
     assert chosen.model.reach == torch_model.reach > 0
     photo = astronaut[64:192, 64:192].astype(np.float32) / 255  # 128 x 128

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import assert_runs_without_torch
 
 from restorekit.cli import main
-from restorekit.infer import RestorationModel
+from restorekit.infer.model import RestorationModel
 from restorekit.infer.onnx_backend import load_onnx_model
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.infer.tiling import DEFAULT_OVERLAP, overlap_for_reach
@@ -123,7 +123,7 @@ def test_rednet_denoiser_matches_pytorch_whole_and_tiled(exported, astronaut):
 
 def test_normalised_2d_model_matches_pytorch_with_normalisation_outside_the_graph(exported):
     torch_model, onnx_model = exported["n2v-2d-meanstd"]
-    assert onnx_model.descriptor["normalization"] == MEANSTD
+    assert onnx_model.descriptor.normalization == MEANSTD
     assert onnx_model.normalization is not None  # applied by the backend, from the metadata
     rng = np.random.default_rng(1)
     image = rng.uniform(0.2, 0.7, (30, 41)).astype(np.float32)
@@ -208,5 +208,5 @@ def test_exported_files_carry_the_reach_that_sets_the_overlap(exported):
         if torch_model.reach is None:  # n2v-2d-meanstd: its random weights make it constant
             assert onnx_model.overlap == DEFAULT_OVERLAP
         else:
-            multiple = onnx_model.size_multiple
+            multiple = onnx_model.descriptor.size_multiple
             assert onnx_model.overlap == overlap_for_reach(torch_model.reach, multiple)

@@ -13,13 +13,14 @@ from safetensors.torch import load_file
 import restorekit.zoo
 from restorekit.cli import main
 from restorekit.configs import load_config
-from restorekit.data import SRPatchDataset, load_sr_images, make_lr, mod_crop
+from restorekit.data import SRPatchDataset, load_sr_images
 from restorekit.degrade import imresize
+from restorekit.degrade.downscale import make_lr, mod_crop
 from restorekit.engine import train
 from restorekit.errors import ConfigError, ImageFormatError, ModelLoadError
 from restorekit.evaluation import evaluate_upscaling, format_upscaling_report
-from restorekit.infer import load_model
 from restorekit.infer.ensemble import self_ensemble
+from restorekit.infer.model import load_model
 from restorekit.io import read_image, write_image
 from restorekit.nets import build_net
 from restorekit.nets.files import init_from_model_file
@@ -208,8 +209,10 @@ def test_sr_config_rules(tmp_path):
         load_config("edsr-baseline-x2", [*base, "data.scale=3"])
     with pytest.raises(ConfigError, match="upsample_input"):
         load_config("rednet-sr", ["data.upsample_input=false"])
-    # the patch multiple-of-32 rule is for the denoising U-Nets only
-    assert load_config("edsr-baseline-x2", ["data.patch_size=50"]).data.patch_size == 50
+    # the patch multiple-of-32 rule is for the denoising U-Nets only; sr patches are LR ones
+    assert load_config("edsr-baseline-x2", ["data.lr_patch_size=50"]).data.lr_patch_size == 50
+    with pytest.raises(ConfigError, match="sr data has data.lr_patch_size"):
+        load_config("edsr-baseline-x2", ["data.patch_size=50"])
     with pytest.raises(ConfigError, match="method.name=sr"):
         load_config("n2c-gauss25", ["model={arch: edsr}"])
 

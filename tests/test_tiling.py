@@ -6,21 +6,20 @@ import torch
 from torch import nn
 
 from restorekit.errors import ConfigError
-from restorekit.infer import RestorationModel
 from restorekit.infer import predict as predict_module
-from restorekit.infer.predict import predict
+from restorekit.infer.model import RestorationModel
+from restorekit.infer.predict import predict, predict_tiled
 from restorekit.infer.tiling import (
     DEFAULT_OVERLAP,
     choose_tile,
     pad_to_multiple,
-    parse_bytes,
     plan_tiles,
-    predict_tiled,
     tile_origins,
     tiled_apply,
 )
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor
+from restorekit.units import parse_bytes
 
 
 def toy_net(seed: int = 0, scale: int = 1) -> nn.Module:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from restorekit.infer import RestorationModel
+    from restorekit.infer.model import RestorationModel
 
 __version__ = "0.1.0"
 
@@ -22,7 +22,7 @@ def load_model(name_or_path: str | Path, device: str | None = None) -> Restorati
     The returned model's ``denoise(array)`` takes H x W (x C) uint8, uint16 or float arrays and
     returns the same shape and dtype. Importing restorekit itself does not import torch.
     """
-    from restorekit.infer import load_model as _load
+    from restorekit.infer.model import load_model as _load
 
     return _load(name_or_path, device)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import shlex
 import sys
 import warnings
@@ -167,30 +166,30 @@ def train(
     from restorekit.configs import load_config, load_run_config
     from restorekit.engine import train as run_training
 
-    extra = list(overrides)
+    values: dict[str, object] = {}  # the flags' values as given (no YAML parsing of paths)
     if data:
-        extra.append("data.train=[" + ", ".join(f"'{p}'" for p in data) + "]")
+        values["data.train"] = [str(p) for p in data]
     if val:
-        extra.append(f"data.val='{val}'")
+        values["data.val"] = str(val)
     if init_from:
-        extra.append(f"train.init_from='{init_from}'")
+        values["train.init_from"] = init_from
     if time_budget:
-        extra.append(f"train.time_budget={time_budget}")
+        values["train.time_budget"] = time_budget
     if resume is not None:
         if config is not None:
             raise click.UsageError("with --resume, the config is read from the run folder")
-        cfg = load_run_config(resume, extra)
+        cfg = load_run_config(resume, list(overrides), values)
         run_dir = resume
     else:
         if config is None:
             raise click.UsageError("give a CONFIG (preset name or YAML file), or --resume RUN_DIR")
-        cfg = load_config(config, extra)
+        cfg = load_config(config, list(overrides), values)
         run_dir = out or Path("runs") / Path(config).stem
     command = shlex.join(["restorekit", *sys.argv[1:]])
     result = run_training(
         cfg, run_dir, resume=resume is not None, max_steps=max_steps, command=command
     )
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not result.main:
         return  # under torchrun, the main process reports
     click.echo(
         f"done: {result.steps} steps; model {result.model_path}"
@@ -287,7 +286,7 @@ def evaluate(
     # on the 8 flipped/rotated LR images in NumPy, whichever backend runs the model.
     chosen = open_model(model_name, backend, device)
     model = chosen.model
-    if model.facts.task == "upscale":
+    if model.descriptor.task == "upscale":
         if noise or repeats:
             raise click.UsageError("--noise and --repeats are for denoising models")
         if ensemble:
@@ -301,12 +300,12 @@ def evaluate(
         return
     if scale or ensemble or rgb:
         raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
-    spec = noise or model.facts.noise
+    spec = noise or model.descriptor.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
     _plan_saved(paths, save_dir, saved_names, overwrite)
     click.echo(chosen.describe())
-    arrays, names = load_images(data, model.facts.in_channels)
+    arrays, names = load_images(data, model.descriptor.in_channels)
     _check_clean(arrays, [data / name for name in names])
     images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
@@ -368,8 +367,8 @@ def _evaluate_upscaling(
     from restorekit.evaluation.upscaling import saved_names
     from restorekit.io import list_images, read_image
 
-    facts = model.facts  # either backend's model: its descriptor's facts
-    trained = facts.scales or (facts.scale,)  # several for a multi-scale RED-Net
+    facts = model.descriptor  # either backend's model: its one record
+    trained = facts.trained_scales  # several for a multi-scale RED-Net
     if scale is not None and scale not in trained:
         listed = "/".join(f"x{s}" for s in trained)
         raise click.UsageError(
@@ -408,7 +407,7 @@ def _evaluate_upscaling(
 
 
 def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from restorekit.infer.tiling import parse_bytes
+    from restorekit.units import parse_bytes
 
     try:
         return None if value is None else parse_bytes(value)
@@ -580,7 +579,7 @@ def denoise(
 
     def step(item: PlannedOutput) -> None:
         image = read_image(item.source)
-        array = _checked(image.array, item.source, input_scale, model.facts.noise)
+        array = _checked(image.array, item.source, input_scale, model.descriptor.noise)
         denoised = model.denoise(array, ensemble=tta, check=False)
         if input_scale is not None:
             denoised = from_input_scale(denoised, input_scale, image.array.dtype)
@@ -772,14 +771,14 @@ def upscale(
     torch_options = ["--ensemble"] if ensemble else []
     chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
     model = chosen.model
-    if model.facts.task != "upscale":
+    if model.descriptor.task != "upscale":
         raise click.UsageError(f"{model_name} is a denoising model; use `restorekit denoise`")
     click.echo(chosen.describe())
-    trained = model.facts.scales or (model.facts.scale,)
+    trained = model.descriptor.trained_scales
     if scale is not None and scale not in trained:
         listed = "/".join(f"x{s}" for s in trained)
         raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}")
-    scale = scale or model.facts.scale
+    scale = scale or model.descriptor.scale
     _start_writing(plan)
 
     def step(item: PlannedOutput) -> None:
@@ -976,7 +975,7 @@ def demo(out: Path, model_names: tuple[str, ...], noise: str | None, device: str
     Denoisers: noisy -> denoised; upscalers: bicubic -> model (Y channel, border cropped).
     """
     from restorekit.demo import run_demo
-    from restorekit.infer import load_model
+    from restorekit.infer.model import load_model
     from restorekit.zoo import shipped_models
 
     names = model_names or [m.name for m in shipped_models()]

@@ -25,9 +25,10 @@ import numpy as np
 
 from restorekit.degrade import imresize, parse_noise
 from restorekit.errors import RestorekitError
-from restorekit.infer import RestorationModel
+from restorekit.infer.model import RestorationModel
 from restorekit.io import write_image
 from restorekit.metrics import psnr, ssim
+from restorekit.pixels import from_unit, to_unit
 
 RGB_SAMPLES = ("astronaut", "chelsea", "coffee")
 GREY_SAMPLES = ("camera", "coins")
@@ -54,8 +55,8 @@ def run_demo(
 ) -> tuple[str, Iterator[Row]]:
     """The demo that suits ``model``: a short description of what its rows compare, and the rows
     (lazily computed). ``noise_spec`` applies to denoisers (default: the model's own noise)."""
-    if model.facts.task == "upscale":
-        s = model.facts.scale
+    if model.descriptor.task == "upscale":
+        s = model.descriptor.scale
         what = f"upscale x{s}, Y channel, border {s}: bicubic -> model"
         return what, upscale_demo(model, out_dir)
     spec = parse_noise(noise_spec or model.descriptor.noise or "gauss25").spec
@@ -71,17 +72,17 @@ def denoise_demo(
     The noise of sample ``i`` comes from ``default_rng([seed, i])``, drawn on the C x H x W
     float image; the model gets the unrounded noisy image, the figures use the rounded one.
     """
-    names = {3: RGB_SAMPLES, 1: GREY_SAMPLES}.get(model.facts.in_channels)
-    if names is None or model.facts.dims != 2:
+    names = {3: RGB_SAMPLES, 1: GREY_SAMPLES}.get(model.descriptor.in_channels)
+    if names is None or model.descriptor.dims != 2:
         raise RestorekitError(
-            f"the demo has no samples for a {model.facts.dims}D model taking "
-            f"{model.facts.in_channels} channels (only 2D RGB or grey images)"
+            f"the demo has no samples for a {model.descriptor.dims}D model taking "
+            f"{model.descriptor.in_channels} channels (only 2D RGB or grey images)"
         )
     noise = parse_noise(noise_spec)
     for index, (name, clean) in enumerate(sample_photographs(names).items()):
-        chw = clean.transpose(2, 0, 1) / 255.0
+        chw = to_unit(clean, np.float64).transpose(2, 0, 1)
         noisy = noise.sample_numpy(chw, np.random.default_rng([seed, index])).transpose(1, 2, 0)
-        noisy8, denoised8 = _to_uint8(noisy), _to_uint8(model.denoise(noisy))
+        noisy8, denoised8 = from_unit(noisy, np.uint8), from_unit(model.denoise(noisy), np.uint8)
         _write(out_dir, name, clean=clean, noisy=noisy8, denoised=denoised8)
         yield name, _figures(clean, noisy8), _figures(clean, denoised8)
 
@@ -94,19 +95,14 @@ def upscale_demo(model: RestorationModel, out_dir: str | Path) -> Iterator[Row]:
     ``<sample>_hr/_lr/_bicubic/_sr.png``; rows: bicubic -> SR, Y-channel PSNR/SSIM against HR
     with ``s`` pixels cropped from each edge.
     """
-    s = model.facts.scale
+    s = model.descriptor.scale
     for name, photo in sample_photographs(RGB_SAMPLES).items():
         hr = photo[: photo.shape[0] // s * s, : photo.shape[1] // s * s]
-        lr = _to_uint8(imresize(hr / 255.0, 1 / s))
-        bicubic = _to_uint8(imresize(lr / 255.0, s))
+        lr = from_unit(imresize(to_unit(hr, np.float64), 1 / s), np.uint8)
+        bicubic = from_unit(imresize(to_unit(lr, np.float64), s), np.uint8)
         sr = model.upscale(lr)
         _write(out_dir, name, hr=hr, lr=lr, bicubic=bicubic, sr=sr)
         yield name, _figures(hr, bicubic, s, True), _figures(hr, sr, s, True)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float in [0, 1] -> uint8: ``clip(x * 255 + 0.5, 0, 255)`` truncated, in x's precision."""
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _figures(

@@ -1,11 +1,15 @@
-"""Quantities a user types: durations (``90s``, ``7m``, ``2h``, ``1h30m`` or plain seconds).
+"""Quantities a user types: durations (``90s``, ``7m``, ``2h``, ``1h30m`` or plain seconds) and
+memory sizes (``2GB``, ``512MiB``).
 
 Torch-free; shared by the configs and the command line.
 """
 
 from __future__ import annotations
 
+import math
 import re
+
+from restorekit.errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)")
 _SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -44,3 +48,28 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes for messages: "1.5 GiB", "300 MiB"."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def parse_bytes(text: str) -> int:
+    """ "2GB", "512MiB", "1.5G", "1000000" -> bytes (K, M, G, T in powers of 1024)."""
+    cleaned = text.strip().upper().replace("IB", "").replace("B", "")
+    factor = 1
+    for suffix, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4)):
+        if cleaned.endswith(suffix):
+            cleaned, factor = cleaned[:-1], 1024**power
+            break
+    try:
+        value = float(cleaned) * factor
+    except ValueError:
+        value = -1
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"memory size {text!r} not understood; write e.g. 2GB, 512MB or 1.5G")
+    return int(value)

@@ -38,27 +38,40 @@ def _read_yaml(source: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply ``section.field=value`` (value parsed as YAML) to a raw config mapping in place."""
-    if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} must look like KEY=VALUE, e.g. train.epochs=10")
-    key, text = assignment.split("=", 1)
+def set_field(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` (``section.field``) of a raw config mapping to ``value``."""
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+            raise ConfigError(f"{key}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    node[parts[-1]] = value
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``section.field=value`` (value parsed as YAML) to a raw config mapping in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like KEY=VALUE, e.g. train.epochs=10")
+    key, text = assignment.split("=", 1)
+    set_field(data, key, yaml.safe_load(text) if text.strip() else None)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the dotted name a user writes: without validator names and
+    without the tag pydantic inserts after a section that is a union (``model.edsr.scale`` ->
+    ``model.scale``)."""
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    if len(parts) >= 2 and parts[0] in ("method", "model", "data"):
+        del parts[1]
+    return ".".join(parts) or "config"
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for item in error.errors():
-        where = (
-            ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-")) or "config"
-        )
+        where = _field_path(item["loc"])
         given = (
             f" (got {item['input']!r})"
             if "input" in item and not isinstance(item["input"], dict)
@@ -68,18 +81,28 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Config:
-    """Load a preset name, a YAML path or a mapping, apply ``KEY=VALUE`` overrides, validate."""
+def load_config(
+    source: str | Path | dict[str, Any],
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Config:
+    """Load a preset name, a YAML path or a mapping, apply ``KEY=VALUE`` overrides (values
+    parsed as YAML) and then ``values`` (dotted keys to Python values, e.g. paths, taken as
+    they are), validate."""
     data = dict(source) if isinstance(source, dict) else _read_yaml(source)
     for assignment in overrides or []:
         apply_override(data, assignment)
+    for key, value in (values or {}).items():
+        set_field(data, key, value)
     try:
         return Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, str(source))) from None
 
 
-def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+def load_run_config(
+    run_dir: str | Path, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> Config:
     """The config of the training run in ``run_dir`` (its ``config.yaml``, written when the run
     started), with ``KEY=VALUE`` overrides; a folder that is not a run is a clear error."""
     run_dir = Path(run_dir)
@@ -94,29 +117,32 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
             "the folder of a run started earlier; to start one there: restorekit train PRESET "
             f"--out {run_dir} (see `restorekit presets`)"
         )
-    return load_config(path, overrides)
+    return load_config(path, overrides, values)
 
 
 def with_absolute_paths(config: Config) -> Config:
-    """``config`` with its data paths (``data.train``, ``data.pairs``, ``data.val``) made
-    absolute against the current directory, as a run's config.yaml stores them: resuming from
-    another directory then finds the same data."""
+    """``config`` with its data paths (``data.train``, and ``data.pairs`` / ``data.val`` where
+    its data kind has them) made absolute against the current directory, as a run's
+    config.yaml stores them: resuming from another directory then finds the same data."""
 
     def absolute(path: Path) -> Path:
         return Path(os.path.abspath(path.expanduser()))
 
     data = config.data
-    update = {
-        "train": [absolute(p) for p in data.train],
-        "pairs": None if data.pairs is None else absolute(data.pairs),
-        "val": None if data.val is None else absolute(data.val),
-    }
+    update: dict[str, Any] = {}
+    for name in data.path_fields:
+        value = getattr(data, name)
+        if isinstance(value, list):
+            update[name] = [absolute(p) for p in value]
+        elif value is not None:
+            update[name] = absolute(value)
     return config.model_copy(update={"data": data.model_copy(update=update)})
 
 
 __all__ = [
     "Config",
     "apply_override",
+    "set_field",
     "load_config",
     "load_run_config",
     "presets",

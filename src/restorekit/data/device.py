@@ -94,7 +94,7 @@ def _dihedral_sources(
     top: torch.Tensor, left: torch.Tensor, op: torch.Tensor, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Image rows and columns (N x P x P) of each output pixel of a patch cut at (top, left)
-    and transformed as :func:`restorekit.data.patches.augment_array` does: a left-right flip
+    and transformed as :func:`restorekit.dihedral.transform` does: a left-right flip
     when ``op & 4``, then ``op & 3`` quarter turns counter-clockwise (``np.rot90``)."""
     i = torch.arange(size, device=top.device).view(1, size, 1).expand(len(op), size, size)
     j = torch.arange(size, device=top.device).view(1, 1, size).expand(len(op), size, size)

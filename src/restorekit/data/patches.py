@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from restorekit import dihedral
 from restorekit.io import array_to_float
 from restorekit.randomness import derive_seed
 
@@ -60,13 +61,6 @@ class EpochSampler(Sampler[tuple[int, int]]):
             yield int(order[position]), derive_seed(self.seed, self.epoch, position)
 
 
-def augment_array(array: np.ndarray, op: int) -> np.ndarray:
-    """One of the 8 flips/rotations of an H x W x C array (op 0 is the identity)."""
-    if op & 4:
-        array = array[:, ::-1]
-    return np.rot90(array, op & 3)
-
-
 def draw_crop(
     rng: np.random.Generator, height: int, width: int, size: int, augment: bool
 ) -> tuple[int, int, int]:
@@ -100,7 +94,7 @@ class PatchDataset(Dataset):
 
     def _crop(self, array: np.ndarray, top: int, left: int, op: int) -> torch.Tensor:
         array = self._pad(array)[top : top + self.patch_size, left : left + self.patch_size]
-        return torch.from_numpy(array_to_float(augment_array(array, op)))
+        return torch.from_numpy(array_to_float(dihedral.transform(array, op, (0, 1))))
 
     def _pad(self, array: np.ndarray) -> np.ndarray:
         pad_h = max(0, self.patch_size - array.shape[0])

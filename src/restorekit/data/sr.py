@@ -45,8 +45,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from restorekit import dihedral
 from restorekit.data.folders import load_images, match_channels
-from restorekit.data.patches import augment_array, draw_crop
+from restorekit.data.patches import draw_crop
+from restorekit.degrade.downscale import make_lr, mod_crop
 from restorekit.degrade.resize import imresize
 from restorekit.errors import ConfigError, ImageFormatError
 from restorekit.io import IMAGE_EXTENSIONS, array_to_float, read_image
@@ -55,43 +57,8 @@ from restorekit.randomness import derive_seed
 UPSAMPLE_MARGIN = 3
 """LR pixels around a patch used when upscaling it (the bicubic kernel reaches 2)."""
 
-_INTEGER_TOP = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
 SHOWN = 5
 """How many left-out images a warning names (the count covers all)."""
-
-
-def mod_crop(image: np.ndarray, scale: int, name: str | Path = "image") -> np.ndarray:
-    """``image`` (H x W x C) without its last ``H % scale`` rows and ``W % scale`` columns."""
-    height, width = image.shape[:2]
-    if height < scale or width < scale:
-        raise ImageFormatError(
-            f"{name}: image is {height}x{width}, smaller than the scale {scale}: "
-            "it has no low-resolution pixel"
-        )
-    return image[: height - height % scale, : width - width % scale]
-
-
-def to_unit64(image: np.ndarray) -> np.ndarray:
-    """H x W x C uint8 / uint16 / float image as float64 in [0, 1] (integers scaled)."""
-    top = _INTEGER_TOP.get(image.dtype)
-    return image.astype(np.float64) / top if top else image.astype(np.float64)
-
-
-def make_lr(hr: np.ndarray, scale: int, round_lr: bool = True) -> np.ndarray:
-    """The bicubic LR image of a mod-cropped H x W x C ``hr`` image: H/scale x W/scale x C.
-
-    ``round_lr``: rounded half up and clipped to the bit depth of an integer ``hr`` and returned
-    in its dtype (as MATLAB writes the LR files); else, and for float ``hr``, float32 unrounded.
-    """
-    height, width = hr.shape[:2]
-    if height % scale or width % scale:
-        raise ValueError(f"make_lr: {height}x{width} is not mod-cropped to the scale {scale}")
-    lr = imresize(to_unit64(hr), output_shape=(height // scale, width // scale))
-    top = _INTEGER_TOP.get(hr.dtype)
-    if round_lr and top:
-        return np.clip(np.floor(lr * top + 0.5), 0, top).astype(hr.dtype)
-    return lr.astype(np.float32)
 
 
 @dataclass
@@ -320,8 +287,8 @@ class SRPatchDataset(Dataset):
         else:
             image = lr[top : top + p, left : left + p]
         return {
-            "image": torch.from_numpy(array_to_float(augment_array(image, op))),
-            "target": torch.from_numpy(array_to_float(augment_array(hr, op))),
+            "image": torch.from_numpy(array_to_float(dihedral.transform(image, op, (0, 1)))),
+            "target": torch.from_numpy(array_to_float(dihedral.transform(hr, op, (0, 1)))),
             "seed": torch.tensor(derive_seed(seed, 1)),  # the sample's own random stream
         }
 

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from restorekit.data.normalization import Normalization, unit_scale
+from restorekit import dihedral
 from restorekit.errors import ConfigError, ImageFormatError, ImageReadError
 from restorekit.io.stacks import STACK_EXTENSIONS, read_stack
+from restorekit.normalization import Normalization
+from restorekit.pixels import to_unit
 from restorekit.randomness import derive_seed
 
 PERCENTILES = (1.0, 99.8)
@@ -115,7 +117,7 @@ def compute_normalization(
 
 
 def _unit(array: np.ndarray) -> np.ndarray:
-    return np.asarray(array, dtype=np.float32) / np.float32(unit_scale(array.dtype))
+    return to_unit(array)
 
 
 def _random_patch(
@@ -175,9 +177,7 @@ class StackPatchDataset(Dataset):
         k, s = self.slices[index]
         patch = _random_patch(self.stacks, [(k, s)], self.patch_shape, rng)
         op = int(rng.integers(0, 8)) if self.augment else 0
-        if op & 4:
-            patch = patch[..., ::-1]
-        patch = np.rot90(patch, op & 3, axes=(-2, -1))
+        patch = dihedral.transform(patch, op)
         if self.normalization is not None:
             patch = self.normalization.apply(patch)
         return {

@@ -1,26 +1,11 @@
-"""What corrupts an image: noise models and MATLAB-compatible bicubic resizing.
-
-The names below are imported on first use, so that the torch-free module
-:mod:`restorekit.degrade.resize` can be imported without importing torch.
-"""
+"""What corrupts an image: noise models, MATLAB-compatible bicubic resizing and the
+super-resolution downscaling built on it. Torch-free (the noise models take torch tensors on
+the training path without importing torch here)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from restorekit.degrade.downscale import make_lr, mod_crop
+from restorekit.degrade.noise import NOISE_PRESETS, NoiseModel, parse_noise
+from restorekit.degrade.resize import imresize
 
-from restorekit.lazy import lazy_getattr
-
-if TYPE_CHECKING:
-    from restorekit.degrade.noise import NOISE_PRESETS, NoiseModel, parse_noise
-    from restorekit.degrade.resize import imresize
-
-_HOMES = {
-    "NOISE_PRESETS": "restorekit.degrade.noise",
-    "NoiseModel": "restorekit.degrade.noise",
-    "imresize": "restorekit.degrade.resize",
-    "parse_noise": "restorekit.degrade.noise",
-}
-
-__getattr__ = lazy_getattr(__name__, _HOMES)
-
-__all__ = ["NOISE_PRESETS", "NoiseModel", "imresize", "parse_noise"]
+__all__ = ["NOISE_PRESETS", "NoiseModel", "imresize", "make_lr", "mod_crop", "parse_noise"]

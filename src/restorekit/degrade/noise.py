@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from restorekit.errors import NoiseSpecError
-from restorekit.randomness import SampleRandom
+
+if TYPE_CHECKING:  # the training path's types; the module itself stays torch-free
+    import torch
+
+    from restorekit.randomness import SampleRandom
 
 NOISE_PRESETS: dict[str, str] = {
     "gauss25": "gauss:25",

@@ -72,9 +72,9 @@ class Stepper:
         """Seeded initial weights, Adam, the method and its noise model, autocast if asked."""
         context = context or DistributedContext()
         # With data.noise_once the training images are already noisy: no noise per batch.
-        noise = parse_noise(cfg.noise) if cfg.noise and not cfg.data.noise_once else None
+        noise = parse_noise(cfg.noise) if cfg.noise and not cfg.data.noise_in_data else None
         method = build_method(cfg.method)
-        method.check(noise, paired=cfg.data.pairs is not None)
+        method.check(noise, paired=cfg.data.paired)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         model = build_net(cfg.model.arch, **cfg.model.model_dump(exclude={"arch"}))
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format

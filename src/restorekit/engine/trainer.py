@@ -21,35 +21,31 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
 from restorekit import __version__
-from restorekit.configs import with_absolute_paths
 from restorekit.configs.schema import Config
-from restorekit.data import EpochSampler, PatchDataset
 from restorekit.data.device import DevicePatches
+from restorekit.data.kinds import DataKind, TrainData, data_kind
+from restorekit.data.patches import EpochSampler, PatchDataset
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine import distributed
 from restorekit.engine.budget import Plan, TimeBudget, is_final
 from restorekit.engine.checkpoint import (
-    checkpoint_paths,
     load_checkpoint,
-    previous_state_path,
     remove_leftover_temporaries,
     save_checkpoint,
 )
 from restorekit.engine.logger import RunLogger
-from restorekit.engine.run_data import TrainData, load_train_data
-from restorekit.engine.run_data import steps_per_epoch as count_steps
+from restorekit.engine.run_folder import describe, record_start
+from restorekit.engine.schedule import learning_rate, steps_per_epoch
 from restorekit.engine.step import Stepper
-from restorekit.engine.validation import validate
-from restorekit.errors import ConfigError, RestorekitError
+from restorekit.errors import RestorekitError
 from restorekit.methods import LossOutput, Progress
 from restorekit.nets.files import ModelDescriptor, init_from_model_file, save_model
 from restorekit.units import format_duration
@@ -66,15 +62,7 @@ class TrainResult:
     steps: int
     best_psnr: float
     model_path: Path
-
-
-def learning_rate(config: Config, step: int, total_steps: int) -> float:
-    """Learning rate of step ``step`` (from 1): times ``gamma`` after each milestone fraction,
-    and times ``step / warmup_steps`` during the warm-up."""
-    optim = config.optim
-    passed = sum(step > m * total_steps for m in optim.milestones)
-    warmup = min(1.0, step / optim.warmup_steps) if optim.warmup_steps else 1.0
-    return optim.lr * optim.gamma**passed * warmup
+    main: bool = True  # False in the other processes of a torchrun launch
 
 
 @contextlib.contextmanager
@@ -91,53 +79,6 @@ def _stop_requests() -> Iterator[list[str]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def describe(
-    cfg: Config,
-    model: torch.nn.Module,
-    run_dir: Path,
-    command: str,
-    task: Literal["denoise", "upscale"] = "denoise",
-    normalization: dict | None = None,
-) -> ModelDescriptor:
-    """The descriptor saved with every checkpoint of this run (``task``: the method's;
-    ``normalization``: the stacks' per-channel statistics, undone on output at inference)."""
-    commands = run_dir / "commands.log"
-    upscale = task == "upscale"
-    stacks: dict[str, Any] = (
-        {"axes": cfg.data.axes, "normalization": normalization} if cfg.data.axes else {}
-    )
-    return ModelDescriptor(
-        arch=cfg.model.arch,
-        arch_args=cfg.model.model_dump(exclude={"arch"}),
-        task=task,
-        in_channels=cfg.model.in_channels,
-        out_channels=getattr(cfg.model, "out_channels", cfg.model.in_channels),
-        scale=cfg.data.scales[0] if upscale else getattr(cfg.model, "scale", 1),
-        upsample_input=upscale and cfg.data.upsample_input,
-        scales=cfg.data.scales if upscale else [],
-        size_multiple=getattr(model, "size_multiple", 1),
-        noise=cfg.noise,
-        method=cfg.method.name,
-        **stacks,
-        training={
-            "data": [str(p) for p in cfg.data.train],
-            "command": command,
-            "commands": commands.read_text().splitlines() if commands.exists() else [command],
-            "config": cfg.model_dump(mode="json"),
-            "restorekit": __version__,
-        },
-    )
-
-
-def sr_summary(cfg: Config) -> str:
-    """Scales and patch size of a super-resolution run, for its first log line."""
-    dc = cfg.data
-    scales = "/".join(f"x{s}" for s in dc.scales)
-    if dc.hr_patch_size is not None:
-        return f"{scales}, HR patch {dc.hr_patch_size}"
-    return f"{scales}, LR patch {dc.lr_patch_size}"
 
 
 def train(
@@ -171,18 +112,19 @@ class _Run:
     run_dir: Path
     context: distributed.DistributedContext
     stepper: Stepper
+    kind: DataKind
     data: TrainData
     noise: NoiseModel | None  # validation's
     descriptor: ModelDescriptor
-    log: RunLogger
     steps_per_epoch: int
-    plan: Plan
-    budget: TimeBudget | None  # set until the time budget has fixed the plan
+    step: int = 0
+    best_psnr: float = float("-inf")
+    plan: Plan = field(default_factory=lambda: Plan(0, 0))  # set by _plan
+    log: RunLogger = field(init=False)  # set by _plan
+    budget: TimeBudget | None = None  # set until the time budget has fixed the plan
     plan_from_budget: bool = False  # then checkpoints carry the plan, and resuming keeps it
     validates: bool = False  # whether the budget's plan counts validations
     device_patches: DevicePatches | None = None  # data.on_device: patches cut on the device
-    step: int = 0
-    best_psnr: float = float("-inf")
     validations: int = 0
     clock: tuple[float, int] | None = None  # (time, step) when this process's first step began
 
@@ -190,10 +132,10 @@ class _Run:
     def main(self) -> bool:
         return self.context.is_main
 
-    def overhead(self, kind: str) -> contextlib.AbstractContextManager[None]:
-        """Around validations and checkpoints (``kind``): timed apart from the steps by a time
+    def overhead(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Around validations and checkpoints (``what``): timed apart from the steps by a time
         budget's warm-up."""
-        return self.budget.excluded(kind) if self.budget else contextlib.nullcontext()
+        return self.budget.excluded(what) if self.budget else contextlib.nullcontext()
 
     def checkpoint(self, epoch: int) -> None:
         if self.main:
@@ -219,139 +161,86 @@ def _start(
     started: float,
 ) -> _Run:
     """Check and record the run, build its pieces, resume or initialise, write the first line."""
-    _record(cfg, run_dir, resume, command, context.is_main)
+    record_start(cfg, run_dir, resume, command, context.is_main)
     leftovers = remove_leftover_temporaries(run_dir) if context.is_main else []
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     stepper = Stepper.from_config(cfg, context)
+    kind = data_kind(cfg)
     noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
-    data = load_train_data(cfg, noise, stepper.method.task)
-    steps_per_epoch = count_steps(cfg, data.n_images, context.world_size)
-    descriptor = describe(
-        cfg, stepper.model, run_dir, command, stepper.method.task, data.normalization
-    )
+    data = kind.load(cfg, noise)
+    descriptor = describe(cfg, stepper.model, run_dir, command, data.normalization)
     state = load_checkpoint(run_dir, stepper.model, stepper.ema) if resume else None
     if state is not None:
         stepper.optimizer.load_state_dict(state.optimizer)
-    plan = Plan(**state.plan) if state and state.plan else None
-    budget = None
-    if plan is None and cfg.train.time_budget is not None:
-        plan = Plan.open_ended(steps_per_epoch)  # until the warm-up has measured the steps
-        budget = TimeBudget(cfg.train.time_budget, started)
-    elif plan is None:
-        plan = Plan.from_epochs(cfg.train.epochs, steps_per_epoch)
-    step = state.step if state else 0
-    log = RunLogger(run_dir, None if budget else plan.total_steps, step, enabled=context.is_main)
     run = _Run(
         cfg,
         run_dir,
         context,
         stepper,
+        kind,
         data,
         noise,
         descriptor,
-        log,
-        steps_per_epoch,
-        plan,
-        budget,
-        plan_from_budget=bool(state and state.plan),
-        step=step,
+        steps_per_epoch(cfg, data.n_images, context.world_size),
+        step=state.step if state else 0,
         best_psnr=state.best_psnr if state else float("-inf"),
     )
-    log.line(_first_line(run, resume))
+    _plan(run, state.plan if state else None, started)
+    run.log.line(_first_line(run, resume))
     for note in (state.recovery, state.ema_note) if state else ():
         if note:
-            log.line(note)
+            run.log.line(note)
     if leftovers:
-        log.line(f"removed {len(leftovers)} temporary file(s) left by a killed run")
-    if run.plan_from_budget:
-        log.line(f"resumed with the plan its time budget fixed: {plan.total_steps} steps")
-    if _on_device(cfg, data, context.device):
-        assert isinstance(data.dataset, PatchDataset)  # what _on_device allows
-        run.device_patches = DevicePatches(data.dataset, context.device)
-        log.line(f"training images held on {context.device}: patches cut there in batches")
+        run.log.line(f"removed {len(leftovers)} temporary file(s) left by a killed run")
+    _place_data(run)
     if cfg.train.init_from is not None and not resume:
-        source = resolve_model(cfg.train.init_from)
-        loaded, skipped = init_from_model_file(stepper.model, cfg.model.arch, source)
-        log.line(
-            f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
-            f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
-        )
+        _init_weights(run, cfg.train.init_from)
     return run
 
 
-def _on_device(cfg: Config, data: TrainData, device: torch.device) -> bool:
-    """Whether patches are cut on the device (data.on_device; by default on a GPU), which
-    image folders allow (not stacks, nor super-resolution pairs)."""
-    wanted = cfg.data.on_device if cfg.data.on_device is not None else device.type == "cuda"
-    if wanted and not isinstance(data.dataset, PatchDataset):
-        if cfg.data.on_device:
-            raise ConfigError(
-                "data.on_device=true takes folders of images (denoising); stacks and "
-                "super-resolution pairs are cut by the loader: drop data.on_device"
-            )
-        return False
-    return wanted
+def _plan(run: _Run, resumed_plan: dict | None, started: float) -> None:
+    """The run's plan: a resumed time-budgeted run's, a time budget's open-ended one until its
+    warm-up has measured the steps, or ``train.epochs`` epochs; and the logger that counts
+    toward it."""
+    tc = run.cfg.train
+    if resumed_plan is not None:
+        run.plan, run.plan_from_budget = Plan(**resumed_plan), True
+    elif tc.time_budget is not None:
+        run.plan = Plan.open_ended(run.steps_per_epoch)
+        run.budget = TimeBudget(tc.time_budget, started)
+    else:
+        run.plan = Plan.from_epochs(tc.epochs, run.steps_per_epoch)
+    total = None if run.budget else run.plan.total_steps
+    run.log = RunLogger(run.run_dir, total, run.step, enabled=run.context.is_main)
+    if run.plan_from_budget:
+        run.log.line(f"resumed with the plan its time budget fixed: {run.plan.total_steps} steps")
 
 
-def _record(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) -> None:
-    """Refuse to start over a run; write config.yaml (what ``--resume`` reads: overrides given
-    when resuming are kept) and append the command to commands.log."""
-    if not cfg.data.train:
-        raise ConfigError("no training data: set data.train in the config or pass --data DIR")
-    if not resume and (
-        checkpoint_paths(run_dir)[1].exists() or previous_state_path(run_dir).exists()
-    ):
-        raise RestorekitError(
-            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-            "or pick another --out"
-        )
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file: a run needs a folder; pick another --out")
-    if resume:
-        _check_unchanged(run_dir, cfg)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        recorded = with_absolute_paths(cfg).model_dump(mode="json")  # resumable from anywhere
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))
-        with open(run_dir / "commands.log", "a") as log_file:
-            log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or '(python API)'}\n")
+def _place_data(run: _Run) -> None:
+    """Hold the training images on the device and cut batches there, where the data kind
+    does that (by default on a GPU)."""
+    device = run.context.device
+    if run.kind.cuts_on_device(run.cfg, device):
+        assert isinstance(run.data.dataset, PatchDataset)  # the kinds that cut on the device
+        run.device_patches = DevicePatches(run.data.dataset, device)
+        run.log.line(f"training images held on {device}: patches cut there in batches")
 
 
-_FIXED_ON_RESUME = (("train", "batch_size"), ("train", "accumulate"), ("data", "repeat"))
-"""Fields that set what a step and an epoch are: a resumed run must keep them."""
-
-
-def _check_unchanged(run_dir: Path, cfg: Config) -> None:
-    """Refuse a resume that changes what a step or an epoch is (the run's position, its
-    epoch counter and its schedule are counted in them); other overrides are kept."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return
-    before = yaml.safe_load(path.read_text()) or {}
-    now = cfg.model_dump(mode="json")
-    for section, field in _FIXED_ON_RESUME:
-        old, new = before.get(section, {}).get(field), now[section][field]
-        if old is not None and old != new:
-            raise ConfigError(
-                f"--resume with {section}.{field}={new}, but the run in {run_dir} was trained "
-                f"with {old}: its position, epochs and schedule are counted in those steps. "
-                f"Resume without changing it, or start a new run from its weights: "
-                f"restorekit train CONFIG --init-from {run_dir} --set {section}.{field}={new} "
-                "--out NEW_FOLDER"
-            )
+def _init_weights(run: _Run, init_from: Path) -> None:
+    """Start from the weights of a model file, run folder or shipped model (train.init_from)."""
+    source = resolve_model(init_from)
+    loaded, skipped = init_from_model_file(run.stepper.model, run.cfg.model.arch, source)
+    run.log.line(
+        f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
+        f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
+    )
 
 
 def _first_line(run: _Run, resume: bool) -> str:
     """What the run trains, on what, how long and where."""
     cfg, tc, context = run.cfg, run.cfg.train, run.context
     local_batch = tc.batch_size // context.world_size
-    if run.stepper.method.task == "upscale":
-        what = sr_summary(cfg)
-    else:
-        depth = f"{cfg.data.patch_depth}x" if cfg.data.patch_depth else ""
-        once = " added once" if cfg.data.noise_once else ""
-        what = f"patch {depth}{cfg.data.patch_size}, noise {cfg.noise}{once}"
     length = f"{run.plan.epochs} epochs"
     if run.budget is not None:
         length = f"time budget {tc.time_budget:g} s: steps fixed after a measured warm-up"
@@ -359,7 +248,7 @@ def _first_line(run: _Run, resume: bool) -> str:
         f"restorekit {__version__}: {cfg.method.name} on {run.data.n_images} images "
         f"({run.steps_per_epoch} steps/epoch, {length}, global batch {tc.batch_size} = "
         f"{context.world_size} process(es) x {local_batch // tc.accumulate} x {tc.accumulate} "
-        f"accumulation, {what}) on {context.device}"
+        f"accumulation, {run.kind.summary(cfg)}) on {context.device}"
         + (f"; resumed at step {run.step}" if resume else "")
         + (f"; weight average (EMA) with decay {tc.ema}" if tc.ema is not None else "")
     )
@@ -526,50 +415,30 @@ def _end_epoch(run: _Run, epoch: int) -> None:
 
 
 def _validate(run: _Run, epoch: int) -> bool:
-    """Validate (rank 0) on the clean images and, for stacks, the held-out patches; log; keep
-    the best model. Returns whether there was anything to validate on."""
-    data = run.data
-    if not run.main or (not data.val_images and data.val_patches is None):
+    """Validate (rank 0) by the data kind's protocol; log; keep the best model. Returns
+    whether there was anything to validate on."""
+    if not run.main:
         return False
-    if data.val_images:
-        _validate_images(run, epoch)
-    if data.val_patches is not None:
-        val_loss = run.stepper.evaluate(
-            data.val_patches, Progress(epoch, run.plan.epochs, run.step)
-        )
-        run.log.scalars(run.step, {"loss": val_loss}, "val")
-        run.log.line(f"validation epoch[{epoch}]: held-out loss {val_loss:.6f}")
-    return True
-
-
-def _validate_images(run: _Run, epoch: int) -> None:
-    """PSNR/SSIM by the task's protocol; a sample image now and then; the best model."""
-    data, tc, task = run.data, run.cfg.train, run.stepper.method.task
-    scores, sample_out = validate(
+    progress = Progress(epoch, run.plan.epochs, run.step)
+    result = run.kind.validate(
+        run.cfg,
+        run.data,
         run.stepper.averaged,
-        data.val_images,
-        data.val_names,
         run.noise,
-        tc.channels_last,
-        tc.seed,
-        task,
-        run.cfg.data.scales or [1],
+        lambda batch: run.stepper.evaluate(batch, progress),
     )
-    run.log.scalars(run.step, scores, "val")
-    before = "bicubic" if task == "upscale" else "noisy"
-    per_scale = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "_x" in k)
-    run.log.line(
-        f"validation epoch[{epoch}]: PSNR {scores['psnr']:.4f} dB, SSIM {scores['ssim']:.4f} "
-        f"({before} {scores['psnr_in']:.4f} dB)" + (f"; {per_scale}" if per_scale else "")
-    )
-    if run.validations % tc.image_every == 0:
-        tag = "upscaled" if task == "upscale" else "denoised"
-        run.log.image(run.step, f"val/{tag}", sample_out)
+    if result is None:
+        return False
+    run.log.scalars(run.step, result.scores, "val")
+    run.log.line(f"validation epoch[{epoch}]: {result.line}")
+    if result.image is not None and run.validations % run.cfg.train.image_every == 0:
+        run.log.image(run.step, f"val/{result.image_tag}", result.image)
     run.validations += 1
-    if scores["psnr"] > run.best_psnr:
-        run.best_psnr = scores["psnr"]
-        val = {"data": str(run.cfg.data.val), **scores}
+    if result.psnr is not None and result.psnr > run.best_psnr:
+        run.best_psnr = result.psnr
+        val = {"data": str(getattr(run.cfg.data, "val", None)), **result.scores}
         _save(run, run.run_dir / "checkpoints" / "best.safetensors", {"epoch": epoch, "val": val})
+    return True
 
 
 def _save(run: _Run, path: Path, facts: dict[str, Any]) -> None:
@@ -594,4 +463,4 @@ def _finish(run: _Run, stopped: str | None, wall: float) -> TrainResult:
     if run.main:
         _save(run, model_path, {"wall_time_s": round(wall, 1)})
     distributed.barrier(run.context)
-    return TrainResult(run.run_dir, run.step, run.best_psnr, model_path)
+    return TrainResult(run.run_dir, run.step, run.best_psnr, model_path, run.main)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from restorekit.degrade.noise import NoiseModel
 from restorekit.io import float_to_array, write_image
 from restorekit.metrics import psnr, ssim
+from restorekit.pixels import to_unit
 
 # Repeats of the paper's code, chosen by the benchmark folder's name.
 _PAPER_REPEATS = {"kodak": 10, "bsd300": 3, "set14": 20}
@@ -80,7 +81,7 @@ def evaluate_denoising(
         scores = []
         for repeat in range(repeats):
             rng = np.random.default_rng([seed, index, repeat])
-            noisy = noise.sample_numpy(clean.transpose(2, 0, 1) / 255.0, rng)
+            noisy = noise.sample_numpy(to_unit(clean, np.float64).transpose(2, 0, 1), rng)
             noisy8 = float_to_array(noisy, np.uint8)
             out8 = float_to_array(np.clip(denoise(noisy), 0.0, 1.0), np.uint8)
             scores.append(

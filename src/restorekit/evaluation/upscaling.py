@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from restorekit.data.sr import make_lr, mod_crop, to_unit64
+from restorekit.degrade.downscale import make_lr, mod_crop
 from restorekit.degrade.resize import imresize
 from restorekit.errors import ImageFormatError
 from restorekit.evaluation.denoising import EvalReport
 from restorekit.infer.ensemble import self_ensemble
 from restorekit.io import array_to_float, float_to_array, to_uint8, write_image
 from restorekit.metrics import psnr, ssim
+from restorekit.pixels import to_unit
 
 
 def benchmark_pair(
@@ -57,7 +58,7 @@ def benchmark_pair(
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     """The baseline: 8-bit H x W x C ``lr`` upscaled by MATLAB bicubic, clipped, 8-bit."""
     height, width = lr.shape[:2]
-    up = imresize(to_unit64(lr), output_shape=(height * scale, width * scale))
+    up = imresize(to_unit(lr, np.float64), output_shape=(height * scale, width * scale))
     return float_to_array(np.clip(up, 0.0, 1.0).transpose(2, 0, 1), np.uint8)
 
 

@@ -1,26 +1,9 @@
-"""Inference: loading models and applying them to images of any size.
+"""Inference: models applied to arrays and images of any size.
 
-The names below are imported on first use, so that the torch-free modules of this package
-(``arrays``, ``tiling``, ``onnx_backend``) can be imported without importing torch.
+Torch-free (NumPy and ONNX Runtime): ``arrays`` (the caller's array conventions),
+``array_model`` (what both backends do around the network), ``tiling``, ``ensemble``,
+``onnx_backend``, ``onnx_cache``. With PyTorch: ``model`` (:func:`restorekit.infer.model.
+load_model`, :class:`~restorekit.infer.model.RestorationModel`), ``predict``, ``reach``,
+``memory``, ``onnx_export``; ``backends`` picks one for the CLI. This package's ``__init__``
+imports nothing, so the ONNX path never imports torch.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from restorekit.lazy import lazy_getattr
-
-if TYPE_CHECKING:
-    from restorekit.infer.model import RestorationModel, load_model
-    from restorekit.infer.predict import pad_to_multiple, predict
-
-_HOMES = {
-    "RestorationModel": "restorekit.infer.model",
-    "load_model": "restorekit.infer.model",
-    "pad_to_multiple": "restorekit.infer.predict",
-    "predict": "restorekit.infer.predict",
-}
-
-__getattr__ = lazy_getattr(__name__, _HOMES)
-
-__all__ = ["RestorationModel", "load_model", "pad_to_multiple", "predict"]

@@ -5,7 +5,7 @@ network on a B x C x *spatial float32 batch whose sides are multiples of the siz
 the rest lives here once, so both backends do exactly the same around the network:
 
 * per-channel normalisation from the descriptor's ``normalization`` record (Noise2Void stacks:
-  :class:`restorekit.data.normalization.Normalization`), applied to the input and undone on the
+  :class:`restorekit.normalization.Normalization`), applied to the input and undone on the
   output;
 * padding and the whole-or-tiled decision (:mod:`restorekit.infer.tiling`), 2D images and 3D
   volumes alike;
@@ -16,15 +16,13 @@ the rest lives here once, so both backends do exactly the same around the networ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from restorekit.data.normalization import Normalization, unit_scale
 from restorekit.degrade.resize import imresize
+from restorekit.descriptor import ModelDescriptor
 from restorekit.errors import ImageFormatError, ModelLoadError
 from restorekit.infer.arrays import Run, apply_to_image
 from restorekit.infer.ensemble import self_ensemble
@@ -38,42 +36,8 @@ from restorekit.infer.tiling import (
 from restorekit.io.axes import from_canonical, to_canonical
 from restorekit.io.checks import check_image, warn
 from restorekit.io.stacks import check_finite
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the array API needs from a model's descriptor (the JSON dict of
-    :class:`restorekit.nets.files.ModelDescriptor`)."""
-
-    arch: str
-    task: str  # "denoise" or "upscale"
-    scale: int  # output size / input size of the model
-    net_scale: int  # output size / input size of the network (1 when it gets upscaled input)
-    upsample_input: bool
-    in_channels: int
-    size_multiple: int
-    dims: int  # spatial dimensions of the network: 2, or 3 for volumes
-    normalization: dict[str, Any] | None
-    scales: tuple[int, ...] = ()  # upscale: the scales it works at; () means (scale,)
-    noise: str | None = None  # denoise: the noise spec it was trained for, if any
-
-    @classmethod
-    def from_descriptor(cls, descriptor: Mapping[str, Any]) -> ModelFacts:
-        scale = int(descriptor.get("scale", 1))
-        upsample_input = bool(descriptor.get("upsample_input", False))
-        return cls(
-            arch=descriptor["arch"],
-            task=descriptor.get("task", "denoise"),
-            scale=scale,
-            net_scale=1 if upsample_input else scale,
-            upsample_input=upsample_input,
-            in_channels=int(descriptor.get("in_channels", 3)),
-            size_multiple=int(descriptor.get("size_multiple", 1)),
-            dims=int(descriptor.get("arch_args", {}).get("dims", 2)),
-            normalization=descriptor.get("normalization") or None,
-            scales=tuple(descriptor.get("scales") or [scale]),
-            noise=descriptor.get("noise"),
-        )
+from restorekit.normalization import Normalization
+from restorekit.pixels import from_unit, to_unit, unit_scale
 
 
 class ArrayModel:
@@ -91,7 +55,7 @@ class ArrayModel:
 
     def __init__(
         self,
-        facts: ModelFacts,
+        descriptor: ModelDescriptor,
         bytes_per_pixel: float,
         reach: int | None = None,
         tile: int | None = None,
@@ -99,8 +63,8 @@ class ArrayModel:
         overlap: int | None = None,
         batch_size: int = 1,
     ) -> None:
-        self.facts = facts
-        record = facts.normalization
+        self.descriptor = descriptor
+        record = descriptor.normalization
         self.normalization = Normalization.from_record(record) if record else None
         self.bytes_per_pixel = bytes_per_pixel
         self.reach = reach
@@ -111,7 +75,7 @@ class ArrayModel:
         if overlap is None:
             overlap = DEFAULT_OVERLAP
             if reach is not None:
-                overlap = overlap_for_reach(reach, facts.size_multiple)
+                overlap = overlap_for_reach(reach, descriptor.size_multiple)
         self.overlap: int = overlap
         self.batch_size = batch_size
 
@@ -124,14 +88,14 @@ class ArrayModel:
         """The model on an N x C x H x W (volumes: N x C x D x H x W) float batch of any size in
         the model's value range: normalised if the model is, padded, tiled when large.
 
-        Output: float32, N x out_channels x the spatial sizes times ``facts.net_scale``.
+        Output: float32, N x out_channels x the spatial sizes times ``descriptor.net_scale``.
         """
         batch = np.asarray(batch, dtype=np.float32)
         if self.normalization is not None:
             batch = self.normalization.apply(batch.swapaxes(0, 1)).swapaxes(0, 1)
         tile, batch_size = plan_tiles(
             batch.shape,
-            self.facts.size_multiple,
+            self.descriptor.size_multiple,
             self.bytes_per_pixel,
             self.tile,
             self.max_memory,
@@ -141,10 +105,10 @@ class ArrayModel:
         out = tiled_apply(
             self.forward,
             batch,
-            self.facts.size_multiple,
+            self.descriptor.size_multiple,
             tile,
             self.overlap,
-            self.facts.net_scale,
+            self.descriptor.net_scale,
             batch_size,
             batch.ndim - 2,
             self.tile_progress,
@@ -163,8 +127,8 @@ class ArrayModel:
         than the model was trained for emit an InputWarning."""
         self._require("denoise")
         if check:
-            warn(check_image(_colour(image), "the image", self.facts.noise))
-        return apply_to_image(self._runner(ensemble), image, self.facts.in_channels)
+            warn(check_image(_colour(image), "the image", self.descriptor.noise))
+        return apply_to_image(self._runner(ensemble), image, self.descriptor.in_channels)
 
     def upscale(
         self,
@@ -173,9 +137,9 @@ class ArrayModel:
         scale: int | None = None,
         check: bool = True,
     ) -> np.ndarray:
-        """``image`` upscaled ``scale`` times (default ``facts.scale``; a multi-scale model takes
-        any of ``facts.scales``) (arrays as for :meth:`denoise`; alpha upscaled with bicubic
-        ``imresize`` and clipped; float output not clipped).
+        """``image`` upscaled ``scale`` times (default ``descriptor.scale``; a multi-scale model
+        takes any of ``descriptor.trained_scales``) (arrays as for :meth:`denoise`; alpha
+        upscaled with bicubic ``imresize`` and clipped; float output not clipped).
 
         ``ensemble``: the x8 geometric self-ensemble (8 passes). A network with
         ``upsample_input`` (RED-Net) gets the bicubic-upscaled image. ``check``: as for
@@ -184,13 +148,9 @@ class ArrayModel:
         self._require("upscale")
         if check:
             warn(check_image(_colour(image), "the image"))
-        scale = self.facts.scale if scale is None else scale
-        trained = self.facts.scales or (self.facts.scale,)
-        if scale not in trained:
-            listed = "/".join(f"x{s}" for s in trained)
-            raise ModelLoadError(f"this {self.facts.arch} model upscales {listed}, not x{scale}")
+        scale = self.descriptor.chosen_scale(scale)
         run = self._runner(ensemble)
-        if self.facts.upsample_input:
+        if self.descriptor.upsample_input:
             inner = run
 
             def run(pixels: np.ndarray) -> np.ndarray:
@@ -198,7 +158,7 @@ class ArrayModel:
                 up = [imresize(p.transpose(1, 2, 0), output_shape=size) for p in pixels]
                 return inner(np.ascontiguousarray(np.stack(up).transpose(0, 3, 1, 2)))
 
-        return apply_to_image(run, image, self.facts.in_channels, scale)
+        return apply_to_image(run, image, self.descriptor.in_channels, scale)
 
     def denoise_stack(
         self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike | None = None
@@ -214,12 +174,12 @@ class ArrayModel:
         self._require("denoise")
         canonical = to_canonical(np.asanyarray(array), axes)
         check_finite(canonical, "stack")
-        if canonical.shape[1] != self.facts.in_channels:
+        if canonical.shape[1] != self.descriptor.in_channels:
             raise ImageFormatError(
                 f"the stack has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
-                f"{self.facts.in_channels}"
+                f"{self.descriptor.in_channels}"
             )
-        dims = self.facts.dims
+        dims = self.descriptor.dims
         if canonical.ndim - 2 != dims:
             raise ImageFormatError(
                 f"this model is {dims}D: give axes "
@@ -229,17 +189,15 @@ class ArrayModel:
                     else "without Z (e.g. YX, SYX); a Z stack is denoised slice by slice with S"
                 )
             )
-        unit = unit_scale(canonical.dtype)
         run = self._runner(ensemble)
         out = np.empty(canonical.shape, np.float32)
         for s in range(canonical.shape[0]):
-            out[s : s + 1] = run(np.asarray(canonical[s : s + 1], np.float32) / np.float32(unit))
+            out[s : s + 1] = run(to_unit(canonical[s : s + 1]))
         out_dtype = np.dtype(dtype or canonical.dtype)
-        if out_dtype.kind == "f":
-            result = (out * unit).astype(out_dtype)
+        if out_dtype.kind == "f":  # float output on the input's scale
+            result = (out * unit_scale(canonical.dtype)).astype(out_dtype)
         else:
-            top = unit_scale(out_dtype)
-            result = np.clip(out * top + 0.5, 0, top).astype(out_dtype)
+            result = from_unit(out, out_dtype)
         return from_canonical(result, axes, np.shape(array))
 
     def _runner(self, ensemble: bool) -> Run:
@@ -248,11 +206,11 @@ class ArrayModel:
         return lambda pixels: self_ensemble(self.predict, pixels)
 
     def _require(self, task: str) -> None:
-        have = self.facts.task
+        have = self.descriptor.task
         if have != task:
-            what = f"upscales x{self.facts.scale}" if have == "upscale" else "denoises"
+            what = f"upscales x{self.descriptor.scale}" if have == "upscale" else "denoises"
             raise ModelLoadError(
-                f"this {self.facts.arch} model {what}: use {have}(), not {task}() "
+                f"this {self.descriptor.arch} model {what}: use {have}(), not {task}() "
                 f"(restorekit {have})"
             )
 

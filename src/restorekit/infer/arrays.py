@@ -18,6 +18,7 @@ import numpy as np
 
 from restorekit.degrade.resize import imresize
 from restorekit.errors import ImageFormatError
+from restorekit.pixels import image_to_unit, unit_to_image
 
 Run = Callable[[np.ndarray], np.ndarray]
 """N x C x H x W float32 -> N x C' x H' x W' float32."""
@@ -38,7 +39,7 @@ def apply_to_image(run: Run, image: np.ndarray, model_channels: int, scale: int 
     if array.shape[2] == 4:
         rgb = apply_to_image(run, array[..., :3], model_channels, scale)
         return np.concatenate([rgb, upscale_alpha(array[..., 3:], scale)], axis=2)
-    pixels = to_unit(array)  # C x H x W
+    pixels = image_to_unit(array, check_finite=True)  # C x H x W
     channels = pixels.shape[0]
     if channels == model_channels:
         out = run(pixels[None])[0]
@@ -48,7 +49,7 @@ def apply_to_image(run: Run, image: np.ndarray, model_channels: int, scale: int 
         out = run(np.ascontiguousarray(pixels[:, None]))[:, 0]
     else:
         raise ImageFormatError(f"image has {channels} channels; this model takes {model_channels}")
-    return from_unit(out, array.dtype)
+    return unit_to_image(out, array.dtype)
 
 
 def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
@@ -58,32 +59,7 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
         return alpha
     if alpha.ndim == 2:
         return upscale_alpha(alpha[..., None], scale)[..., 0]
-    unit = to_unit(alpha)[0].astype(np.float64)
+    unit = image_to_unit(alpha)[0].astype(np.float64)
     height, width = unit.shape
     up = imresize(unit, output_shape=(height * scale, width * scale))
-    return from_unit(np.clip(up, 0.0, 1.0)[None], alpha.dtype)
-
-
-def to_unit(array: np.ndarray) -> np.ndarray:
-    """H x W x C uint8 / uint16 / float -> C x H x W float32 (integers scaled to [0, 1])."""
-    if array.dtype == np.uint8:
-        scaled = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        scaled = array.astype(np.float32) / 65535.0
-    elif array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise ImageFormatError("image contains NaN or infinite values; replace them first")
-        scaled = array.astype(np.float32)
-    else:
-        raise ImageFormatError(f"unsupported image dtype {array.dtype}; use uint8, uint16 or float")
-    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
-
-
-def from_unit(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """C x H x W float -> H x W x C of ``dtype`` (integers: scaled, rounded half up, clipped)."""
-    array = np.asarray(pixels).transpose(1, 2, 0)
-    if dtype == np.uint8:
-        return np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(array * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
-    return array.astype(dtype)
+    return unit_to_image(np.clip(up, 0.0, 1.0)[None], alpha.dtype)

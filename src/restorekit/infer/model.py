@@ -8,12 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from restorekit.descriptor import ModelDescriptor
 from restorekit.devices import resolve_device
-from restorekit.infer.array_model import ArrayModel, ModelFacts
+from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.memory import measure_bytes_per_pixel
+from restorekit.infer.predict import torch_forward
 from restorekit.infer.reach import measure_reach
-from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, torch_forward
-from restorekit.nets.files import ModelDescriptor, load_model_file
+from restorekit.infer.tiling import DEFAULT_MAX_MEMORY
+from restorekit.nets.files import load_model_file
 from restorekit.zoo import resolve_model
 
 
@@ -36,21 +38,20 @@ class RestorationModel(ArrayModel):
         overlap: int | None = None,
         batch_size: int = 1,
     ) -> None:
-        facts = ModelFacts.from_descriptor(descriptor.model_dump())
-        self.descriptor = descriptor
+        dims = descriptor.dims
         self.device = resolve_device(device)
-        self.channels_last = facts.dims == 2  # no 5D channels_last
+        self.channels_last = dims == 2  # no 5D channels_last
         self.net = net.to(self.device).eval()
         if self.channels_last:
             # Module.to takes memory_format at runtime; torch's overloads of it leave it out
             self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         bytes_per_pixel = measure_bytes_per_pixel(
-            self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims
+            self.net, descriptor.in_channels, descriptor.size_multiple, dims
         )
         reach = measure_reach(
-            self.net, descriptor.in_channels, descriptor.size_multiple, facts.dims, facts.net_scale
+            self.net, descriptor.in_channels, descriptor.size_multiple, dims, descriptor.net_scale
         )
-        super().__init__(facts, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
+        super().__init__(descriptor, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return torch_forward(self.net, self.channels_last)(batch)

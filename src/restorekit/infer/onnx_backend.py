@@ -13,24 +13,24 @@ float precision. The model's facts come from the file's metadata written by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from restorekit.descriptor import ModelDescriptor
 from restorekit.errors import ModelLoadError, RestorekitError
-from restorekit.infer.array_model import ArrayModel, ModelFacts
+from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.tiling import DEFAULT_MAX_MEMORY, FALLBACK_BYTES_PER_PIXEL
 
-REQUIRED_METADATA = ("restorekit", "scale", "channels", "size_multiple")
+REQUIRED_METADATA = ("restorekit",)
+"""The descriptor's JSON (:mod:`restorekit.descriptor`): every fact the backend uses."""
 
 
 class OnnxModel(ArrayModel):
     """An exported model in an ONNX Runtime session.
 
-    Attributes from the file: ``descriptor`` (the model descriptor as a dict), ``task``,
-    ``scale``, ``in_channels``, ``out_channels``, ``size_multiple``, ``value_range``,
+    Attributes from the file: ``descriptor`` (the model's
+    :class:`restorekit.descriptor.ModelDescriptor`, as in its safetensors file),
     ``bytes_per_pixel``, ``reach`` (the overlap follows from it; None in older exports),
     ``weights_sha256`` (of the safetensors file it was exported from, or None). ``tile``,
     ``max_memory``, ``overlap`` and ``batch_size`` work as in
@@ -80,26 +80,17 @@ class OnnxModel(ArrayModel):
                 f"{self.path}: ONNX file without restorekit metadata ({', '.join(missing)} "
                 "missing); export the model with `restorekit export`"
             )
-        self.descriptor: dict[str, Any] = json.loads(meta["restorekit"])
-        self.task = meta.get("task", "denoise")
-        self.scale = int(meta["scale"])
-        self.in_channels = int(meta["channels"])
-        self.out_channels = int(meta.get("out_channels", meta["channels"]))
-        self.size_multiple = int(meta["size_multiple"])
-        self.value_range = tuple(json.loads(meta.get("value_range", "[0, 1]")))
+        try:
+            descriptor = ModelDescriptor.model_validate_json(meta["restorekit"])
+        except ValueError as error:
+            raise ModelLoadError(
+                f"{self.path}: malformed restorekit metadata ({error}); export the model again "
+                "with `restorekit export`"
+            ) from None
         self.weights_sha256: str | None = meta.get("weights_sha256")
-        facts = ModelFacts.from_descriptor(
-            {
-                **self.descriptor,
-                "task": self.task,
-                "scale": self.scale,
-                "in_channels": self.in_channels,
-                "size_multiple": self.size_multiple,
-            }
-        )
         bytes_per_pixel = float(meta.get("bytes_per_pixel", FALLBACK_BYTES_PER_PIXEL))
         reach = int(meta["reach"]) if "reach" in meta else None  # absent in older exports
-        super().__init__(facts, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
+        super().__init__(descriptor, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, batch: np.ndarray) -> np.ndarray:

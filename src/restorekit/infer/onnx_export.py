@@ -16,21 +16,20 @@ need ``onnxscript`` and constrained shapes for the U-Nets' size checks. Every ex
 verified: ONNX Runtime and PyTorch must agree within ``tolerance`` on an input of another size
 than the one traced, else nothing is written.
 
-Metadata (``metadata_props``, all strings): ``restorekit`` (the descriptor JSON, as in the
-safetensors file), ``task``, ``scale``, ``channels`` (input), ``out_channels``,
-``value_range`` (JSON), ``size_multiple``, ``bytes_per_pixel`` (the working-memory estimate of
+Metadata (``metadata_props``, all strings): ``restorekit`` (the model's one record, the
+descriptor JSON of :mod:`restorekit.descriptor`, as in the safetensors file: task, scales,
+channels, size multiple, value range, normalisation), and what only the graph knows:
+``bytes_per_pixel`` (the working-memory estimate of
 :func:`restorekit.infer.memory.measure_bytes_per_pixel` for ONNX Runtime, used to choose
 tiles), ``reach`` (the network's receptive-field radius from
 :func:`restorekit.infer.reach.measure_reach`, which sets the tile overlap; absent when
-unknown),
-``weights_sha256`` (SHA-256 of the safetensors file exported; absent when exporting a model
-object), ``restorekit_version``.
+unknown), ``weights_sha256`` (SHA-256 of the safetensors file exported; absent when
+exporting a model object), ``restorekit_version``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +102,7 @@ def export_onnx(
     # Module.to takes memory_format at runtime; torch's overloads of it leave it out
     net = copy.deepcopy(model.net).cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     multiple = descriptor.size_multiple
-    dims = model.facts.dims
+    dims = descriptor.dims
     example = torch.rand(1, descriptor.in_channels, *[2 * multiple] * dims)
     axes = {0: "batch", **{2 + i: name for i, name in enumerate(SPATIAL_AXES[-dims:])}}
     out_path = Path(out_path)
@@ -133,12 +132,6 @@ def export_onnx(
 
     metadata = {
         "restorekit": descriptor.model_dump_json(),
-        "task": descriptor.task,
-        "scale": str(descriptor.scale),
-        "channels": str(descriptor.in_channels),
-        "out_channels": str(descriptor.out_channels),
-        "value_range": json.dumps(list(descriptor.value_range)),
-        "size_multiple": str(multiple),
         "bytes_per_pixel": str(
             measure_bytes_per_pixel(net, descriptor.in_channels, multiple, dims, ONNXRUNTIME_FACTOR)
         ),

@@ -1,10 +1,15 @@
-"""Run a network on a whole image: pad to its size multiple, predict without a graph, crop back."""
+"""Run a torch network on an image: whole (pad to its size multiple, predict without a graph,
+crop back) or in blended tiles (:mod:`restorekit.infer.tiling`), and as the NumPy ``Run`` that
+the array API calls."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from restorekit.infer.tiling import DEFAULT_OVERLAP, Run, tiled_apply
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -40,3 +45,41 @@ def predict(
     out = net(padded)
     scale = out.shape[-1] // padded.shape[-1]
     return out[..., : height * scale, : width * scale].contiguous()
+
+
+def predict_tiled(
+    net: nn.Module,
+    x: torch.Tensor,
+    size_multiple: int,
+    tile: int,
+    overlap: int = DEFAULT_OVERLAP,
+    scale: int = 1,
+    batch_size: int = 1,
+    channels_last: bool = True,
+) -> torch.Tensor:
+    """``net`` on N x C x H x W (or N x C x D x H x W) ``x`` in blended tiles (see the module
+    docstring); CPU tensor out.
+
+    Tiles are cut on the CPU and moved to the network's device one batch at a time, so only a
+    batch of tiles, never the whole image, has to fit on the device.
+    """
+    pixels = x.detach().float().cpu().numpy()
+    dims = pixels.ndim - 2  # 2: N x C x H x W; 3: N x C x D x H x W volumes
+    run = torch_forward(net, channels_last)
+    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size, dims)
+    return torch.from_numpy(out)
+
+
+def torch_forward(net: nn.Module, channels_last: bool = True) -> Run:
+    """``net`` as a :data:`Run`: a NumPy batch moved to the network's device (NHWC when
+    ``channels_last`` and 2D), run without a graph, float32 NumPy on the CPU out."""
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+
+    @torch.no_grad()
+    def run(batch: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        if channels_last and tensor.ndim == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return net(tensor).float().cpu().numpy()
+
+    return run

@@ -1,7 +1,8 @@
 """Tiled inference: any network on images of any size, in overlapping tiles blended without seams.
 
 This module does not import torch (the ONNX Runtime path uses it); the network is a callable
-``run(batch) -> batch`` on NumPy float32 arrays. :func:`predict_tiled` wraps a torch network.
+``run(batch) -> batch`` on NumPy float32 arrays (:func:`restorekit.infer.predict.predict_tiled`
+wraps a torch network).
 
 Conventions:
 
@@ -41,15 +42,11 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from restorekit.errors import ConfigError, ModelLoadError
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+from restorekit.units import format_bytes
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
 """Default working-memory budget of one tiled forward pass, in bytes (2 GiB)."""
@@ -309,70 +306,3 @@ def _region(
         slice(scale * o[i], scale * (o[i] + side))
         for o, i, side in zip(origins, positions, sides, strict=True)
     )
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes for messages: "1.5 GiB", "300 MiB"."""
-    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def parse_bytes(text: str) -> int:
-    """ "2GB", "512MiB", "1.5G", "1000000" -> bytes (K, M, G, T in powers of 1024)."""
-    cleaned = text.strip().upper().replace("IB", "").replace("B", "")
-    factor = 1
-    for suffix, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4)):
-        if cleaned.endswith(suffix):
-            cleaned, factor = cleaned[:-1], 1024**power
-            break
-    try:
-        value = float(cleaned) * factor
-    except ValueError:
-        value = -1
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"memory size {text!r} not understood; write e.g. 2GB, 512MB or 1.5G")
-    return int(value)
-
-
-def predict_tiled(
-    net: nn.Module,
-    x: torch.Tensor,
-    size_multiple: int,
-    tile: int,
-    overlap: int = DEFAULT_OVERLAP,
-    scale: int = 1,
-    batch_size: int = 1,
-    channels_last: bool = True,
-) -> torch.Tensor:
-    """``net`` on N x C x H x W (or N x C x D x H x W) ``x`` in blended tiles (see the module
-    docstring); CPU tensor out.
-
-    Tiles are cut on the CPU and moved to the network's device one batch at a time, so only a
-    batch of tiles, never the whole image, has to fit on the device.
-    """
-    import torch  # here, not at the top: this module stays importable without torch
-
-    pixels = x.detach().float().cpu().numpy()
-    dims = pixels.ndim - 2  # 2: N x C x H x W; 3: N x C x D x H x W volumes
-    run = torch_forward(net, channels_last)
-    out = tiled_apply(run, pixels, size_multiple, tile, overlap, scale, batch_size, dims)
-    return torch.from_numpy(out)
-
-
-def torch_forward(net: nn.Module, channels_last: bool = True) -> Run:
-    """``net`` as a :data:`Run`: a NumPy batch moved to the network's device (NHWC when
-    ``channels_last`` and 2D), run without a graph, float32 NumPy on the CPU out."""
-    import torch
-
-    device = next((p.device for p in net.parameters()), torch.device("cpu"))
-
-    @torch.no_grad()
-    def run(batch: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        if channels_last and tensor.ndim == 4:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return net(tensor).float().cpu().numpy()
-
-    return run

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from restorekit.errors import ImageFormatError
+from restorekit.pixels import INTEGER_TOP
 
 FLOAT_LIMIT = 2.0
 """Float data whose max exceeds this (or whose min is below -FLOAT_LIMIT / 2) are refused."""
@@ -112,8 +113,7 @@ def estimate_noise(array: np.ndarray) -> float:
     top = max(0, (height - _ESTIMATE_SIDE) // 2)
     left = max(0, (width - _ESTIMATE_SIDE) // 2)
     crop = array[top : top + _ESTIMATE_SIDE, left : left + _ESTIMATE_SIDE]
-    unit = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(crop.dtype, 1.0)
-    x = crop.astype(np.float32) / np.float32(unit)
+    x = crop.astype(np.float32) / np.float32(INTEGER_TOP.get(crop.dtype, 1.0))
     # [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] = outer([1, -2, 1], [1, -2, 1]): separable
     rows = x[:-2] - 2 * x[1:-1] + x[2:]
     response = rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]
@@ -143,8 +143,7 @@ def check_noise_level(
     noise ``noise`` the model was trained for, else None."""
     if not noise or min(np.shape(array)[:2]) < _MIN_ESTIMATE_SIDE:
         return None  # too small for a reliable estimate
-    unit = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.asarray(array).dtype)
-    mean = float(np.mean(array)) / (unit or 1.0)
+    mean = float(np.mean(array)) / INTEGER_TOP.get(np.asarray(array).dtype, 1.0)
     trained = model_sigma(noise, mean)
     if trained is None:
         return None

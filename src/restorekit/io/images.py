@@ -42,6 +42,7 @@ from PIL import ImageOps
 
 from restorekit.errors import ImageFormatError, ImageReadError
 from restorekit.io.files import atomic_write
+from restorekit.pixels import from_unit, image_to_unit
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -59,7 +60,6 @@ _WRITE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
     "WEBP": {"lossless": True, "quality": 100, "method": 4, "exact": True},
 }
-_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _SUPPORTED = ", ".join(IMAGE_EXTENSIONS)
 _CHANNELS_HINT = "accepted: 1 (gray) or 3 (RGB) channels, each optionally with an alpha channel"
@@ -167,9 +167,7 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
 
 def array_to_float(array: np.ndarray) -> np.ndarray:
     """H x W x C uint8 / uint16 / float array -> C x H x W float32 (integers scaled to [0, 1])."""
-    pixels = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
-    scale = _SCALE.get(array.dtype)
-    return pixels / np.float32(scale) if scale else pixels
+    return image_to_unit(array)
 
 
 def read_image(path: str | Path) -> Image:
@@ -385,8 +383,7 @@ def float_to_array(pixels: np.ndarray, dtype: DTypeLike) -> np.ndarray:
             f"pixels contain {int(np.isnan(x).sum())} NaN value(s) and cannot be converted to "
             f"{dtype}; the result that produced them is invalid."
         )
-    top = _SCALE[dtype]
-    return np.clip(x * np.float32(top) + np.float32(0.5), 0, top).astype(dtype)
+    return from_unit(x, dtype)
 
 
 def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = None) -> None:

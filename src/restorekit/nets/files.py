@@ -1,7 +1,8 @@
 """Model files: safetensors weights with a JSON descriptor in the file's metadata.
 
 A restorekit model file is self-describing: ``load_model_file`` rebuilds the network from the
-descriptor without the caller naming the architecture. Weights are read with safetensors only
+descriptor (:class:`restorekit.descriptor.ModelDescriptor`, in the file's metadata) without the
+caller naming the architecture. Weights are read with safetensors only
 (no unpickling); a legacy PyTorch state dict (.pt/.pth) is read with ``weights_only=True`` and
 needs the descriptor from the caller.
 """
@@ -11,50 +12,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from restorekit.descriptor import ModelDescriptor
 from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
 
 METADATA_KEY = "restorekit"
-
-
-class ModelDescriptor(BaseModel):
-    """What travels with the weights, so callers need not guess."""
-
-    model_config = ConfigDict(extra="allow")
-
-    arch: str
-    arch_args: dict[str, Any] = Field(default_factory=dict)
-    task: Literal["denoise", "upscale"] = "denoise"
-    in_channels: int = Field(3, ge=1)
-    out_channels: int = Field(3, ge=1)
-    scale: int = Field(1, ge=1)  # output size / input size of the model (upscale task: factor)
-    upsample_input: bool = False  # upscale: the network takes the bicubic-upscaled image
-    scales: list[int] = Field(default_factory=list)  # upscale: all it was trained for; [] = [scale]
-    size_multiple: int = Field(1, ge=1)
-    value_range: tuple[float, float] = (0.0, 1.0)
-    noise: str | None = None
-    method: str | None = None
-    training: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def trained_scales(self) -> list[int]:
-        """The scales an upscaling model works at (several for a multi-scale RED-Net); ``scale``
-        is the default one."""
-        return self.scales or [self.scale]
-
-    @property
-    def net_scale(self) -> int:
-        """Output size / input size of the network itself (1 when it gets upscaled input)."""
-        return 1 if self.upsample_input else self.scale
 
 
 def save_model(

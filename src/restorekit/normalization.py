@@ -10,20 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from restorekit.errors import ImageFormatError
-
-
-def unit_scale(dtype: np.dtype) -> float:
-    """The divisor that brings ``dtype`` to [0, 1]: 255, 65535, or 1 for float data."""
-    dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if dtype.kind == "f":
-        return 1.0
-    raise ImageFormatError(f"unsupported stack dtype {dtype}; use uint8, uint16 or float")
-
 
 @dataclass(frozen=True)
 class Normalization:
