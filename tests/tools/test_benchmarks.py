@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 _spec = importlib.util.spec_from_file_location("benchmarks_common", BENCHMARKS / "_common.py")
 common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(common)

@@ -201,7 +201,7 @@ def test_the_repository_stays_small_enough_to_travel():
     under 24 MiB (the zoo's float16 weights are most of it)."""
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     listing = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True)
     if listing.returncode != 0:
         pytest.skip("not a git checkout")
@@ -271,7 +271,7 @@ def test_auto_backend_follows_the_model_s_measured_speed(zoo, monkeypatch):
 
 
 def test_inference_benchmark_records_the_faster_backend_for_auto(zoo, monkeypatch):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")
     from inference import record_zoo  # benchmarks/inference.py
 

@@ -1,5 +1,5 @@
 """The authors' architectures and checkpoints: `restorekit import` of Neighbor2Neighbor's U-Net and
-EDSR-PyTorch's EDSR gives the outputs of the authors' own code (tests/data/official, see its
+EDSR-PyTorch's EDSR gives the outputs of the authors' own code (tests/assets/official, see its
 README), and the imported files load, tile and export like any restorekit model."""
 
 import json
@@ -21,7 +21,7 @@ from restorekit.nets import build_net
 from restorekit.nets.files import load_model_file, read_descriptor
 from restorekit.nets.unet_ne2ne import UNetNe2Ne
 
-DATA = Path(__file__).parent / "data" / "official"
+DATA = Path(__file__).resolve().parents[1] / "assets" / "official"
 LAYOUT = json.loads((DATA / "ne2ne_unet_layout.json").read_text())
 EDSR = {  # checkpoint -> (--arch, scale, res_scale)
     "edsr_r2f8x2": ("edsr-baseline", 2, 1.0),

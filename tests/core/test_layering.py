@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import assert_runs_without_torch
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "restorekit"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "restorekit"
 
 ORDER = (  # a module may import from its own part and from those before it
     "errors", "units", "pixels", "dihedral", "descriptor", "normalization", "blind_spots",

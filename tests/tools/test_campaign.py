@@ -13,7 +13,7 @@ import numpy as np
 from restorekit import load_model
 from restorekit.io import read_image, write_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu_campaign.py"
 
 
