@@ -495,17 +495,6 @@ tiling_options = _stack(
 )
 
 
-def save(target: Path, array: np.ndarray, alpha: np.ndarray | None, bit_depth: str | None) -> None:
-    """Write a result to ``target`` (planned by :mod:`restorekit.io.outputs`), converted to
-    ``bit_depth`` if asked."""
-    from restorekit.io import convert_depth, write_image
-
-    if bit_depth is not None:
-        array = convert_depth(array, int(bit_depth))
-        alpha = None if alpha is None else convert_depth(alpha[..., None], int(bit_depth))[..., 0]
-    write_image(target, array, alpha=alpha)
-
-
 @main.command()
 @files_options
 @click.option(
@@ -552,8 +541,8 @@ def denoise(
 
     from restorekit.data.stacks import list_stacks
     from restorekit.infer.backends import open_model
-    from restorekit.io import list_images, read_image
-    from restorekit.io.checks import from_input_scale
+    from restorekit.infer.files import FileOptions, restore_file
+    from restorekit.io import list_images
 
     if axes is not None and input_scale is not None:
         raise click.UsageError("--input-scale is for images; stacks are scaled by their type")
@@ -577,13 +566,11 @@ def denoise(
         return
     model = chosen.model
 
+    options = FileOptions(tta, None, input_scale, int(bit_depth) if bit_depth else None)
+
     def step(item: PlannedOutput) -> None:
-        image = read_image(item.source)
-        array = _checked(image.array, item.source, input_scale, model.descriptor.noise)
-        denoised = model.denoise(array, ensemble=tta, check=False)
-        if input_scale is not None:
-            denoised = from_input_scale(denoised, input_scale, image.array.dtype)
-        save(item.target, denoised, image.alpha, bit_depth)
+        for message in restore_file(model, item.source, item.target, options):
+            click.echo(f"warning: {message}", err=True)
 
     items = tqdm(plan.outputs, desc="denoise", unit="img")
     model.tile_progress = _tile_bar()
@@ -636,21 +623,6 @@ def _start_writing(plan: OutputPlan) -> None:
         click.echo(
             f"removed {len(removed)} temporary file(s) left in {plan.folder} by an interrupted run"
         )
-
-
-def _checked(
-    array: np.ndarray, source: Path, input_scale: float | None, noise: str | None
-) -> np.ndarray:
-    """``array`` divided by ``--input-scale`` if given, checked (:mod:`restorekit.io.checks`):
-    its warnings printed, naming the file; bad values raise."""
-    from restorekit.io.checks import check_image, to_input_scale
-
-    if input_scale is not None:
-        array = to_input_scale(array, input_scale)
-    colour = array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
-    for message in check_image(colour, source, noise):
-        click.echo(f"warning: {message}", err=True)
-    return array
 
 
 def _run(
@@ -759,10 +731,9 @@ def upscale(
     Nothing is replaced without --overwrite (as for `restorekit denoise`)."""
     from tqdm import tqdm
 
-    from restorekit.infer.arrays import upscale_alpha
     from restorekit.infer.backends import open_model
-    from restorekit.io import list_images, read_image
-    from restorekit.io.checks import from_input_scale
+    from restorekit.infer.files import FileOptions, restore_file
+    from restorekit.io import list_images
 
     plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
     if not plan.outputs:
@@ -781,14 +752,11 @@ def upscale(
     scale = scale or model.descriptor.scale
     _start_writing(plan)
 
+    options = FileOptions(ensemble, scale, input_scale, int(bit_depth) if bit_depth else None)
+
     def step(item: PlannedOutput) -> None:
-        image = read_image(item.source)
-        alpha = None if image.alpha is None else upscale_alpha(image.alpha, scale)
-        array = _checked(image.array, item.source, input_scale, None)
-        result = model.upscale(array, ensemble=ensemble, scale=scale, check=False)
-        if input_scale is not None:
-            result = from_input_scale(result, input_scale, image.array.dtype)
-        save(item.target, result, alpha, bit_depth)
+        for message in restore_file(model, item.source, item.target, options):
+            click.echo(f"warning: {message}", err=True)
 
     items = tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img")
     model.tile_progress = _tile_bar()
