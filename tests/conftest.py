@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from skimage import data
 
 from restorekit.configs import load_config
 from restorekit.io import write_image
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 torch.set_num_threads(1)  # tests are small; one thread keeps them steady next to other work
 
@@ -90,3 +94,32 @@ def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     upscaler = ModelDescriptor(arch="edsr", arch_args=edsr_args, task="upscale", scale=2)
     save_model(folder / "up.safetensors", build_net("edsr", **edsr_args), upscaler)
     return {"denoise": folder / "den.safetensors", "upscale": folder / "up.safetensors"}
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, tiny_model_files: dict[str, Path]) -> Iterator:
+    """``make_client(**settings)``: a test client of the web app (restorekit.serve) over a
+    fresh data folder holding two small user models, with those settings."""
+    pytest.importorskip("fastapi", reason="the web app's extra: pip install 'restorekit[serve]'")
+    from fastapi.testclient import TestClient
+    from serve_support import user_models  # tests/serve/, on the path with its tests
+
+    from restorekit.serve.app import Settings, create_app
+
+    clients = []
+
+    def make(**settings: object) -> TestClient:
+        data_dir = tmp_path / f"serve{len(clients)}"
+        user_models(data_dir, tiny_model_files)
+        client = TestClient(create_app(Settings(data_dir, **settings)))  # type: ignore[arg-type]
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()

@@ -13,6 +13,10 @@ class ImageReadError(RestorekitError):
     """An image file is missing, unreadable, truncated or of an unsupported kind."""
 
 
+class PixelLimitError(ImageReadError):
+    """An image is larger than the pixel limit that guards against decompression bombs."""
+
+
 class ImageFormatError(RestorekitError):
     """An image is readable but does not fit what is asked (channels, size, bit depth)."""
 

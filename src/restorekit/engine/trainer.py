@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,13 +68,17 @@ class TrainResult:
 
 @contextlib.contextmanager
 def _stop_requests() -> Iterator[list[str]]:
-    """Turn SIGINT/SIGTERM into a flag checked between steps (never mid-update)."""
+    """Turn SIGINT/SIGTERM into a flag checked between steps (never mid-update); in another
+    thread than the main one (a server's worker) signals stay with the main thread, and the
+    caller stops the run with ``train(..., stop=event)``."""
     requests: list[str] = []
 
     def handler(signum: int, _frame: object) -> None:
         requests.append(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT, signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, handler) for s in signals} if in_main else {}
     try:
         yield requests
     finally:
@@ -88,8 +93,10 @@ def train(
     resume: bool = False,
     max_steps: int | None = None,
     command: str = "",
+    stop: threading.Event | None = None,
 ) -> TrainResult:
-    """Train as ``config`` says, writing logs and checkpoints under ``run_dir``.
+    """Train as ``config`` says, writing logs and checkpoints under ``run_dir``. Setting
+    ``stop`` stops the run as SIGINT does (a checkpoint, then :class:`TrainingInterrupted`).
 
     Launched by torchrun, this joins the process group and trains with DDP.
     """
@@ -98,6 +105,7 @@ def train(
     # On failure the group is left as it is: destroying it while a peer is dead or mid-collective
     # can hang, and the error must reach the user. The process is ending anyway.
     run = _start(config, Path(run_dir), context, resume, command, started)
+    run.stop_event = stop
     stopped = _loop(run, max_steps)
     result = _finish(run, stopped, time.monotonic() - started)
     distributed.teardown(context)
@@ -127,6 +135,7 @@ class _Run:
     device_patches: DevicePatches | None = None  # data.on_device: patches cut on the device
     validations: int = 0
     clock: tuple[float, int] | None = None  # (time, step) when this process's first step began
+    stop_event: threading.Event | None = None  # the caller's stop request (train's ``stop``)
 
     @property
     def main(self) -> bool:
@@ -328,6 +337,8 @@ def _step(
     """One optimizer step; returns whether any process was asked to stop, and the loss."""
     try:
         out = run.stepper.step(sample, progress, lr)
+        if run.stop_event is not None and run.stop_event.is_set() and not stop_requests:
+            stop_requests.append("a stop request")
         stop = distributed.any_rank(bool(stop_requests), run.context)
     except RuntimeError as error:
         if not run.context.enabled:

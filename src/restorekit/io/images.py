@@ -40,7 +40,7 @@ from numpy.typing import DTypeLike
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from restorekit.errors import ImageFormatError, ImageReadError
+from restorekit.errors import ImageFormatError, ImageReadError, PixelLimitError
 from restorekit.io.files import atomic_write
 from restorekit.pixels import from_unit, image_to_unit
 
@@ -115,7 +115,7 @@ def _check_pixel_limit(path: Path, size: tuple[int, int]) -> None:
     width, height = size
     pixels, limit = width * height, max_pixels()
     if pixels > limit:
-        raise ImageReadError(
+        raise PixelLimitError(
             f"{path} is {width}x{height} = {pixels:,} pixels, more than the pixel limit of "
             f"{limit:,}; the file is not damaged. The limit guards against decompression bombs "
             "(small files that expand to huge images); restorekit itself handles any size by "
