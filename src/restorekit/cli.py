@@ -248,6 +248,12 @@ def presets() -> None:
 @max_pixels_option
 @_backend_option(" (also with --ensemble: its 8 passes run on either backend)")
 @device_option
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Leave out an image that cannot be read or has bad values, evaluate the others; the "
+    "last line lists those left out (the JSON report too), exit code 1.",
+)
 def evaluate(
     model_name: str,
     data: Path,
@@ -262,13 +268,13 @@ def evaluate(
     backend: str,
     device: str | None,
     overwrite: bool,
+    keep_going: bool,
 ) -> None:
     """Measure PSNR/SSIM before and after, by the model's task: denoising as the
     Neighbor2Neighbor paper did; super-resolution as the EDSR paper did (Y channel, border =
     scale, bicubic as the "before")."""
     import dataclasses
 
-    from restorekit.data import load_images
     from restorekit.degrade import parse_noise
     from restorekit.evaluation import default_repeats, evaluate_denoising, format_report
     from restorekit.evaluation.denoising import saved_names
@@ -294,9 +300,11 @@ def evaluate(
                 chosen, reason=f"{chosen.reason}; --ensemble runs on either backend"
             )
         click.echo(chosen.describe())
-        _evaluate_upscaling(
-            model, chosen.name, data, json_path, save_dir, scale, ensemble, rgb, overwrite
-        )
+        left_out = _evaluate_upscaling(
+            model, chosen.name, data, json_path, save_dir, scale, ensemble, rgb, overwrite,
+            keep_going,
+        )  # fmt: skip
+        _report_left_out(left_out)
         return
     if scale or ensemble or rgb:
         raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
@@ -305,8 +313,8 @@ def evaluate(
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
     _plan_saved(paths, save_dir, saved_names, overwrite)
     click.echo(chosen.describe())
-    arrays, names = load_images(data, model.descriptor.in_channels)
-    _check_clean(arrays, [data / name for name in names])
+    arrays, kept, left_out = _clean_images(paths, model.descriptor.in_channels, keep_going)
+    names = [p.name for p in kept]
     images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
 
@@ -317,10 +325,12 @@ def evaluate(
         denoise, images, names, parse_noise(spec), repeats, seed, save_dir, progress=True
     )
     report.backend = chosen.name
+    report.left_out = [p.name for p, _ in left_out]
     click.echo(f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats")
     click.echo(format_report(report))
     if json_path:
         report.to_json(json_path)
+    _report_left_out(left_out)
 
 
 _DISPLAY_NAMES = {"edsr": "EDSR", "rednet": "RED-Net"}
@@ -342,14 +352,50 @@ def _plan_saved(
         _start_writing(plan)
 
 
-def _check_clean(arrays: list[np.ndarray], paths: list[Path]) -> None:
-    """The evaluation's clean images checked (:func:`restorekit.io.checks.check_values`): bad
-    values stop it, naming the file; warnings printed."""
+def _clean_images(
+    paths: list[Path], channels: int | None, keep_going: bool
+) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
+    """The evaluation's clean images, read and checked (:func:`restorekit.io.checks.
+    check_values`; grey replicated for an RGB model when ``channels`` is given): the arrays,
+    their paths, and (``keep_going``) those left out with the reason; without ``keep_going`` a
+    bad one stops the evaluation, naming it. Warnings are printed."""
+    from restorekit.data import match_channels
+    from restorekit.io import read_image
     from restorekit.io.checks import check_values
 
-    for array, path in zip(arrays, paths, strict=True):
-        for message in check_values(array, path):
+    arrays, kept, left_out, replicated = [], [], [], 0
+    for path in paths:
+        try:
+            array = read_image(path).array
+            messages = check_values(array, path)
+            if channels is not None:
+                replicated += array.shape[2] == 1 and channels == 3
+                array = match_channels(array, channels, path)
+        except RestorekitError as error:
+            if not keep_going:
+                raise
+            click.echo(f"left out: {error}", err=True)
+            left_out.append((path, str(error)))
+            continue
+        for message in messages:
             click.echo(f"warning: {message}", err=True)
+        arrays.append(array)
+        kept.append(path)
+    if replicated:
+        click.echo(
+            f"warning: {replicated} grey image(s) replicated to RGB for an RGB model", err=True
+        )
+    if not arrays:
+        raise click.ClickException(f"no image could be evaluated ({len(left_out)} left out)")
+    return arrays, kept, left_out
+
+
+def _report_left_out(left_out: list[tuple[Path, str]]) -> None:
+    """With --keep-going: the last line names the images left out; exit code 1."""
+    if left_out:
+        names = ", ".join(path.name for path, _ in left_out)
+        click.echo(f"{len(left_out)} image(s) left out of the evaluation: {names}", err=True)
+        raise SystemExit(1)
 
 
 def _evaluate_upscaling(
@@ -362,10 +408,12 @@ def _evaluate_upscaling(
     ensemble: bool,
     rgb: bool,
     overwrite: bool,
-) -> None:
+    keep_going: bool,
+) -> list[tuple[Path, str]]:
+    """Evaluate an upscaling model; returns the images left out (``keep_going``)."""
     from restorekit.evaluation import evaluate_upscaling, format_upscaling_report
     from restorekit.evaluation.upscaling import saved_names
-    from restorekit.io import list_images, read_image
+    from restorekit.io import list_images
 
     facts = model.descriptor  # either backend's model: its one record
     trained = facts.trained_scales  # several for a multi-scale RED-Net
@@ -378,8 +426,7 @@ def _evaluate_upscaling(
     scale = scale or facts.scale
     paths = list_images(data)
     _plan_saved(paths, save_dir, lambda name: saved_names(name, scale), overwrite)
-    images = [read_image(p).array for p in paths]
-    _check_clean(images, paths)
+    images, paths, left_out = _clean_images(paths, None, keep_going)
 
     def upscale(lr):  # C x h x w float32 -> C x sh x sw
         return model.upscale(lr.transpose(1, 2, 0), scale=scale).transpose(2, 0, 1)
@@ -395,6 +442,7 @@ def _evaluate_upscaling(
         progress=True,
     )
     report.backend = backend
+    report.left_out = [p.name for p, _ in left_out]
     channel = "RGB" if rgb else "Y channel"
     click.echo(
         f"{data} | x{report.scale} | {report.n_images} images | {channel}, border "
@@ -404,6 +452,7 @@ def _evaluate_upscaling(
     click.echo(format_upscaling_report(report, label))
     if json_path:
         report.to_json(json_path)
+    return left_out
 
 
 def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

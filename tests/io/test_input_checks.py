@@ -7,6 +7,7 @@ eval, train's data loading) and the Python API. Models are tiny and untrained.""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -231,6 +232,26 @@ def test_keep_going_with_every_file_good_exits_zero(tmp_path, batch, models):
                   models["denoise"], "--keep-going"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "2 image(s) denoised" in result.output
+
+
+@pytest.mark.parametrize("command", ["denoise", "upscale"])
+def test_eval_keep_going_leaves_out_a_bad_image_and_says_so(batch, models, command):
+    """A benchmark folder with an unreadable file: without --keep-going the evaluation stops
+    naming it; with it the others are evaluated, the report and its JSON name the one left
+    out, and the exit code is 1."""
+    extra = ["--noise", "gauss:25"] if command == "denoise" else ["--scale", "2"]
+    base = ["eval", "--model", models[command], "--data", str(batch), *extra]
+    stopped = run(base)
+    assert stopped.exit_code == 1 and "b.png" in stopped.output
+    report = batch.parent / "report.json"
+    result = run([*base, "--keep-going", "--json", str(report)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "1 image(s) left out of the evaluation: b.png"
+    )
+    figures = json.loads(report.read_text())
+    assert figures["n_images"] == 2 and figures["left_out"] == ["b.png"]
+    assert [i["name"] for i in figures["images"]] == ["a.png", "c.png"]
 
 
 def test_batch_summary_lists_reasons(tmp_path):

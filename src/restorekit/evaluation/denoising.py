@@ -50,10 +50,15 @@ class EvalReport:
     y_channel: bool = False  # metrics on BT.601 Y (else all channels)
     crop_border: int = 0  # pixels removed from each edge before the metrics
     backend: str | None = None  # what ran the model ("onnxruntime", "torch"), set by the caller
+    left_out: list[str] = field(default_factory=list)  # unreadable images (eval --keep-going)
 
     def to_json(self, path: str | Path) -> None:
+        """The report as JSON (``left_out`` only when images were left out)."""
+        fields = asdict(self)
+        if not self.left_out:
+            del fields["left_out"]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        Path(path).write_text(json.dumps(fields, indent=2) + "\n")
 
 
 def saved_names(name: str) -> tuple[str, str]:
