@@ -722,18 +722,11 @@ def _denoise_stacks(
     tta: bool,
     keep_going: bool,
 ) -> None:
-    import numpy as np
-
-    from restorekit.io import read_tiff, write_stack
+    from restorekit.infer.files import restore_stack
 
     def step(item: PlannedOutput) -> None:
-        dtype = np.float32 if bit_depth == "32" else None
-        stack = read_tiff(item.source)  # memory-mapped when it can be
-        if item.in_place:
-            stack = np.array(stack)  # read whole before its result replaces it
-        denoised = model.denoise_stack(stack, axes, ensemble=tta, dtype=dtype)
-        del stack
-        write_stack(item.target, denoised)
+        float32 = bit_depth == "32"
+        restore_stack(model, item.source, item.target, axes, tta, float32, item.in_place)
 
     result = _run(plan, step, keep_going)
     _finish(result, f"stack(s) denoised into {plan.folder}{_skipped(plan)}")

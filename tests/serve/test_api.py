@@ -195,3 +195,29 @@ def test_preview_serves_8_bit_png_of_inputs_and_outputs(client):
 
         assert Image.open(io.BytesIO(response.content)).mode == "L"
     assert client.get(f"/api/jobs/{job}/preview/5").status_code == 404
+
+
+def test_tiff_stacks_with_axes_equal_the_command_line(client, tmp_path):
+    import tifffile
+
+    stack = np.random.default_rng(8).integers(0, 4096, (3, 40, 52), dtype=np.uint16)
+    source = tmp_path / "in" / "cells.tif"
+    source.parent.mkdir()
+    tifffile.imwrite(source, stack)
+    job = submit(client, [("cells.tif", source.read_bytes())], model="n2v-bsd68", axes="SYX")
+    status = wait(client, job)
+    assert status["state"] == "done", status
+    served = client.get(f"/api/jobs/{job}/result").content
+    out = tmp_path / "cli"
+    args = ["denoise", str(source), "-o", str(out), "--model", "n2v-bsd68", "--axes", "SYX"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert served == (out / "cells.tif").read_bytes()
+    wrong = client.post("/api/jobs", files={"files": ("cells.tif", source.read_bytes())},
+                        data={"model": "n2v-bsd68", "axes": "ZYX"})  # fmt: skip
+    assert wrong.status_code == 200  # 3 x 40 x 52 fits ZYX; the 2D model refuses it when run
+    refused = wait(client, wrong.json()["id"])
+    assert refused["state"] == "failed" and "this model is 2D" in refused["message"]
+    bad = client.post("/api/jobs", files={"files": ("cells.tif", source.read_bytes())},
+                      data={"model": "n2v-bsd68", "axes": "SCZYX"})  # fmt: skip
+    assert bad.status_code == 422 and "cells.tif" in bad.json()["error"]

@@ -1,5 +1,5 @@
-"""One image file through a model, as ``restorekit denoise`` / ``upscale`` and the web app
-(:mod:`restorekit.serve`) both do it, so that their results are the same bytes.
+"""One image file (or TIFF stack) through a model, as ``restorekit denoise`` / ``upscale`` and
+the web app (:mod:`restorekit.serve`) both do it, so that their results are the same bytes.
 
 The file is read (:func:`restorekit.io.read_image`: format, bit depth, alpha, EXIF), divided
 by ``input_scale`` if given, checked (:mod:`restorekit.io.checks`: the warnings are returned),
@@ -16,7 +16,7 @@ import numpy as np
 
 from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.arrays import upscale_alpha
-from restorekit.io import convert_depth, read_image, write_image
+from restorekit.io import convert_depth, read_image, read_tiff, write_image, write_stack
 from restorekit.io.checks import check_image, from_input_scale, to_input_scale
 
 
@@ -55,6 +55,28 @@ def restore_file(
         result = from_input_scale(result, options.input_scale, image.array.dtype)
     save(target, result, alpha, options.bit_depth)
     return warnings
+
+
+def restore_stack(
+    model: ArrayModel,
+    source: Path,
+    target: Path,
+    axes: str,
+    ensemble: bool = False,
+    float32: bool = False,
+    in_place: bool = False,
+) -> None:
+    """Denoise the TIFF stack or volume ``source`` (laid out as ``axes``, e.g. SYX, ZYX) into
+    ``target``, in the input's dtype (``float32``: float32 on the input's value scale).
+    ``in_place``: ``target`` is ``source``, read whole before its result replaces it."""
+    stack = read_tiff(source)  # memory-mapped when it can be
+    if in_place:
+        stack = np.array(stack)
+    denoised = model.denoise_stack(
+        stack, axes, ensemble=ensemble, dtype=np.float32 if float32 else None
+    )
+    del stack
+    write_stack(target, denoised)
 
 
 def save(target: Path, array: np.ndarray, alpha: np.ndarray | None, bit_depth: int | None) -> None:

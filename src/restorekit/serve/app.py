@@ -34,7 +34,13 @@ from restorekit.infer.files import FileOptions
 from restorekit.infer.tiling import DEFAULT_MAX_MEMORY
 from restorekit.io import IMAGE_EXTENSIONS, set_max_pixels
 from restorekit.serve.jobs import Job, JobQueue, QueueFull
-from restorekit.serve.uploads import UploadError, check_image, save_uploads, shown_name
+from restorekit.serve.uploads import (
+    UploadError,
+    check_image,
+    check_stack,
+    save_uploads,
+    shown_name,
+)
 from restorekit.serve.work import (
     NAME,
     Models,
@@ -142,8 +148,11 @@ def create_app(settings: Settings) -> FastAPI:
         bit_depth: Annotated[int | None, Form()] = None,
         input_scale: Annotated[float | None, Form()] = None,
         references: Annotated[list[UploadFile] | None, File()] = None,
+        axes: Annotated[str | None, Form()] = None,
     ) -> dict[str, str]:
         entry = models.get(model)
+        if axes is not None:
+            axes = _stack_axes(axes, format, input_scale, bit_depth)
         if format is not None and f".{format.lower().lstrip('.')}" not in IMAGE_EXTENSIONS:
             raise ApiError(422, f"format {format!r}: choose one of {', '.join(IMAGE_EXTENSIONS)}")
         if bit_depth not in (None, 8, 16, 32):
@@ -152,13 +161,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(422, f"tile {tile}: at least 16 pixels")
         job = _new_job("apply", jobs_dir, model)
         limit = settings.max_upload_bytes
-        inputs = await _received(files, job.folder / "in", limit)
+        inputs = await _received(files, job.folder / "in", limit, axes)
         refs = await _received(references, job.folder / "ref", limit) if references else []
         job.files = [shown_name(p) for p in inputs]
         options = FileOptions(ensemble, scale, input_scale, bit_depth)
 
         def work(job: Job) -> None:
-            opened = open_for_job(queue, entry, settings.backend, settings.max_memory)
+            asked = ("ensemble",) * ensemble + ("stacks (axes)",) * (axes is not None)
+            opened = open_for_job(queue, entry, settings.backend, settings.max_memory, asked)
             if opened.descriptor.task == "upscale":
                 opened.descriptor.chosen_scale(scale)  # a wrong scale fails the job by name
             elif scale not in (None, 1):
@@ -166,7 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
             opened.tile = tile
             out_format = format.lower().lstrip(".") if format else None
             references = {shown_name(p): p for p in refs}
-            apply_job(job, opened, inputs, options, out_format, references)
+            apply_job(job, opened, inputs, options, out_format, references, axes)
 
         queue.submit(job, work)
         return {"id": job.id}
@@ -249,12 +259,36 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _received(files: list[UploadFile], folder: Path, max_bytes: int) -> list[Path]:
-    """The uploads saved and each decoded once (4xx on a bad one, before any job)."""
+async def _received(
+    files: list[UploadFile], folder: Path, max_bytes: int, axes: str | None = None
+) -> list[Path]:
+    """The uploads saved and each read once (4xx on a bad one, before any job): images
+    decoded; with ``axes``, TIFF stacks whose shape fits the axes."""
     paths = await save_uploads(files, folder, max_bytes)
     for path in paths:
-        await asyncio.to_thread(check_image, path, shown_name(path))
+        if axes is None:
+            await asyncio.to_thread(check_image, path, shown_name(path))
+        else:
+            await asyncio.to_thread(check_stack, path, shown_name(path), axes)
     return paths
+
+
+def _stack_axes(
+    axes: str, format: str | None, input_scale: float | None, bit_depth: int | None
+) -> str:
+    """``axes`` checked (e.g. SYX, ZYX, SCZYX); the options stacks do not take refused."""
+    from restorekit.io.axes import parse_axes
+
+    if (
+        format not in (None, "tif", "tiff")
+        or input_scale is not None
+        or bit_depth not in (None, 32)
+    ):
+        raise ApiError(422, "stacks (axes) are written as TIFF in their dtype, or bit_depth 32")
+    try:
+        return parse_axes(axes)
+    except RestorekitError as error:
+        raise ApiError(422, str(error)) from None
 
 
 def _job(queue: JobQueue, job_id: str) -> Job:

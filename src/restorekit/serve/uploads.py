@@ -75,6 +75,21 @@ def check_image(path: Path, shown: str) -> Image:
         raise UploadError(422, _named(error, path, shown)) from None
 
 
+def check_stack(path: Path, shown: str, axes: str) -> None:
+    """``path`` is a TIFF stack whose shape fits ``axes`` (read memory-mapped where it can be);
+    errors name ``shown``."""
+    from restorekit.io import read_tiff
+    from restorekit.io.axes import to_canonical
+
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise UploadError(415, f"{shown}: stacks (axes) are TIFF files")
+    try:
+        to_canonical(read_tiff(path), axes)
+    except (ImageReadError, ImageFormatError) as error:
+        message = _named(error, path, shown)
+        raise UploadError(422, message if shown in message else f"{shown}: {message}") from None
+
+
 def _named(error: Exception, path: Path, shown: str) -> str:
     return str(error).replace(str(path), shown).replace(str(path.parent), "the upload")
 

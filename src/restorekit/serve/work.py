@@ -16,7 +16,7 @@ import numpy as np
 
 from restorekit.errors import ModelLoadError, RestorekitError
 from restorekit.infer.array_model import ArrayModel
-from restorekit.infer.files import FileOptions, restore_file
+from restorekit.infer.files import FileOptions, restore_file, restore_stack
 from restorekit.io import read_image, to_uint8
 from restorekit.io.files import atomic_write
 from restorekit.metrics import psnr
@@ -89,15 +89,24 @@ class Models:
         return listed
 
 
-def open_for_job(queue: JobQueue, entry: ModelEntry, backend: str, max_memory: float) -> ArrayModel:
-    """The model for this worker thread (loaded once per thread and model, so that jobs never
-    share one: its tiling attributes and progress callback are the job's)."""
+def open_for_job(
+    queue: JobQueue,
+    entry: ModelEntry,
+    backend: str,
+    max_memory: float,
+    torch_reasons: tuple[str, ...] = (),
+) -> ArrayModel:
+    """The model for this worker thread (loaded once per thread, model and backend choice, so
+    that jobs never share one: its tiling attributes and progress callback are the job's).
+    ``torch_reasons``: what was asked that ``auto`` leaves to PyTorch, as the command line
+    does (the ensemble, stacks), so that the backend and the bytes are the command line's."""
     from restorekit.infer.backends import open_model
 
-    cache: dict[tuple[str, str], ArrayModel] = queue.local().__dict__.setdefault("models", {})
-    key = (entry.source, backend)
+    cache: dict[tuple, ArrayModel] = queue.local().__dict__.setdefault("models", {})
+    key = (entry.source, backend, torch_reasons)
     if key not in cache:
-        cache[key] = open_model(entry.source, backend, "cpu", max_memory=max_memory).model
+        chosen = open_model(entry.source, backend, "cpu", torch_reasons, max_memory=max_memory)
+        cache[key] = chosen.model
     return cache[key]
 
 
@@ -108,9 +117,12 @@ def apply_job(
     options: FileOptions,
     out_format: str | None,
     references: dict[str, Path],
+    axes: str | None = None,
 ) -> None:
-    """Each input through ``model`` into ``job.folder/out``; per-file results (a failed file
-    is reported and the others go on); the result is the one output, or a zip of them."""
+    """Each input through ``model`` into ``job.folder/out`` (images with
+    :func:`restore_file`; TIFF stacks laid out as ``axes`` with :func:`restore_stack`, as the
+    command line does); per-file results (a failed file is reported and the others go on); the
+    result is the one output, or a zip of them."""
     out_dir = job.folder / "out"
     out_dir.mkdir(exist_ok=True)
     tile = model.tile
@@ -127,7 +139,12 @@ def apply_job(
 
         model.tile_progress = tiles
         try:
-            warnings = restore_file(model, source, target, options)
+            if axes is None:
+                warnings = restore_file(model, source, target, options)
+            else:
+                float32 = options.bit_depth == 32
+                restore_stack(model, source, target, axes, options.ensemble, float32)
+                warnings = []
         except RestorekitError as error:
             job.results.append({"file": name, "error": str(error).replace(str(source), name)})
             continue
