@@ -268,3 +268,34 @@ def test_batch_summary_lists_reasons(tmp_path):
     stopped = run_batch(paths, 3, lambda p: p, step, keep_going=False)
     assert stopped.done == 1 and stopped.stopped_at == Path("x.png")
     assert isinstance(stopped.error, ImageReadError)
+
+
+# --- stacks -----------------------------------------------------------------------------------
+
+
+def test_stack_checks_a_model_without_normalisation(tmp_path):
+    """n2v-bsd68 takes [0, 1]: a float stack on 0-255 is refused (API and command line, the
+    file named), 12-bit data in uint16 and a constant stack warn; a model with its own
+    normalisation (n2v-2d style) takes any range and only a constant stack warns."""
+    import tifffile
+
+    from restorekit.io.checks import check_stack
+
+    model = load_model("n2v-bsd68")
+    rng = np.random.default_rng(0)
+    float_stack = rng.uniform(0, 255, (2, 24, 28)).astype(np.float32)
+    with pytest.raises(InputScaleError, match="divide the stack by 255"):
+        model.denoise_stack(float_stack, "SYX")
+    source = tmp_path / "cells.tif"
+    tifffile.imwrite(source, float_stack)
+    result = run(["denoise", str(source), "-o", str(tmp_path / "out"), "--model", "n2v-bsd68",
+                  "--axes", "SYX"])  # fmt: skip
+    assert result.exit_code == 1 and "cells.tif" in result.output and "n2v-2d" in result.output
+    twelve = rng.integers(0, 4096, (2, 24, 28), dtype=np.uint16)
+    with pytest.warns(InputWarning, match="reach only .* of 65535 \\(12-bit data\\?\\)"):
+        model.denoise_stack(twelve, "SYX")
+    with pytest.warns(InputWarning, match="constant stack"):
+        model.denoise_stack(np.full((2, 24, 28), 7, np.uint16), "SYX")
+    canonical = float_stack[:, None]
+    assert check_stack(canonical, "s", normalized=True) == []
+    assert check_stack(np.zeros_like(canonical), "s", normalized=True)[0].startswith("s: constant")

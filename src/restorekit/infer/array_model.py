@@ -34,7 +34,7 @@ from restorekit.infer.tiling import (
     tiled_apply,
 )
 from restorekit.io.axes import from_canonical, to_canonical
-from restorekit.io.checks import check_image, warn
+from restorekit.io.checks import check_image, check_stack, warn
 from restorekit.io.stacks import check_finite
 from restorekit.normalization import Normalization
 from restorekit.pixels import from_unit, to_unit, unit_scale
@@ -161,7 +161,13 @@ class ArrayModel:
         return apply_to_image(run, image, self.descriptor.in_channels, scale)
 
     def denoise_stack(
-        self, array: np.ndarray, axes: str, ensemble: bool = False, dtype: DTypeLike | None = None
+        self,
+        array: np.ndarray,
+        axes: str,
+        ensemble: bool = False,
+        dtype: DTypeLike | None = None,
+        check: bool = True,
+        where: str = "the stack",
     ) -> np.ndarray:
         """Denoised copy of a stack or volume laid out as ``axes`` (e.g. ``SZYX``, ``YXC``;
         :mod:`restorekit.io.axes`), one S slice at a time, in tiles when large.
@@ -169,11 +175,16 @@ class ArrayModel:
         Values: uint8 / uint16 scaled to [0, 1] for the network and back (rounded, clipped),
         float as is. ``dtype`` (default: the input's) sets the output type; float output of
         integer input keeps the input's value scale (e.g. 0-65535). ``ensemble``: the mean over
-        the 8 flips/rotations in the YX plane (8 passes).
+        the 8 flips/rotations in the YX plane (8 passes). ``check``
+        (:func:`restorekit.io.checks.check_stack`, naming ``where``): float values far outside
+        [0, 1] for a model without normalisation raise InputScaleError; a constant stack or
+        12-bit data in uint16 emit an InputWarning.
         """
         self._require("denoise")
         canonical = to_canonical(np.asanyarray(array), axes)
         check_finite(canonical, "stack")
+        if check:
+            warn(check_stack(canonical, where, self.normalization is not None))
         if canonical.shape[1] != self.descriptor.in_channels:
             raise ImageFormatError(
                 f"the stack has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "

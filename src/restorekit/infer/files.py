@@ -72,9 +72,8 @@ def restore_stack(
     stack = read_tiff(source)  # memory-mapped when it can be
     if in_place:
         stack = np.array(stack)
-    denoised = model.denoise_stack(
-        stack, axes, ensemble=ensemble, dtype=np.float32 if float32 else None
-    )
+    dtype = np.float32 if float32 else None
+    denoised = model.denoise_stack(stack, axes, ensemble, dtype, where=str(source))
     del stack
     write_stack(target, denoised)
 

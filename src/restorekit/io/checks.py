@@ -96,6 +96,45 @@ def check_values(array: np.ndarray, where: str | Path = "the image") -> list[str
     return messages
 
 
+STACK_SAMPLE_SLICES = 8
+"""Slices of a stack (evenly spaced) that :func:`check_stack` reads: a memory-mapped stack
+larger than memory is not read whole for the checks."""
+
+
+def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[str]:
+    """Warnings about a stack in canonical layout (S x C x (Z) x Y x X), from a few of its
+    slices; raises :class:`InputScaleError` for float values far outside [0, 1] when the model
+    has no normalisation of its own (``normalized`` False). A model trained with
+    ``data.normalization`` scales any range itself: then only a constant stack is reported."""
+    picks = np.unique(np.linspace(0, len(stack) - 1, STACK_SAMPLE_SLICES).round().astype(int))
+    if not len(stack):
+        return []
+    sample = np.concatenate([np.asarray(stack[i]).ravel() for i in picks])
+    if sample.size == 0 or not (sample.dtype in (np.uint8, np.uint16) or sample.dtype.kind == "f"):
+        return []
+    low, high = float(sample.min()), float(sample.max())
+    if low == high:
+        return [f"{where}: constant stack (every value is {_fmt(low)}): nothing to restore"]
+    if normalized:
+        return []
+    advice = "or denoise with a model trained with data.normalization (e.g. the n2v-2d preset)"
+    if sample.dtype.kind == "f" and (high > FLOAT_LIMIT or low < -FLOAT_LIMIT / 2):
+        scale = suggest_scale(max(high, -low))
+        raise InputScaleError(
+            f"{where}: float values span {_fmt(low)} to {_fmt(high)}, but this model (trained "
+            f"without data.normalization) takes values on [0, 1]: divide the stack by "
+            f"{_fmt(scale)} first, {advice}"
+        )
+    if sample.dtype == np.uint16 and high <= LOW_RANGE_MAX:
+        bits = int(np.log2(suggest_scale(high) + 1))
+        return [
+            f"{where}: uint16 values reach only {int(high)} of 65535 ({bits}-bit data?); this "
+            "model (trained without data.normalization) sees an almost black stack and gives "
+            f"a wrong result: rescale the stack to the full range, {advice}"
+        ]
+    return []
+
+
 def estimate_noise(array: np.ndarray) -> float:
     """Estimated standard deviation of additive white noise in ``array`` (H x W (x C)), on the
     [0, 1] scale (uint8 / 255, uint16 / 65535, float as is).
