@@ -608,6 +608,8 @@ def denoise(
         return
     torch_options = [name for name, given in (("--tta", tta), ("--axes", axes)) if given]
     chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
+    if chosen.model.descriptor.task != "denoise":
+        raise click.UsageError(f"{model_name} is an upscaling model; use `restorekit upscale`")
     click.echo(chosen.describe())
     _start_writing(plan)
     if axes is not None:
@@ -618,7 +620,7 @@ def denoise(
     options = FileOptions(tta, None, input_scale, int(bit_depth) if bit_depth else None)
 
     def step(item: PlannedOutput) -> None:
-        for message in restore_file(model, item.source, item.target, options):
+        for message in restore_file(model, item.source, item.target, options, "denoise"):
             click.echo(f"warning: {message}", err=True)
 
     items = tqdm(plan.outputs, desc="denoise", unit="img")
@@ -797,7 +799,7 @@ def upscale(
     options = FileOptions(ensemble, scale, input_scale, int(bit_depth) if bit_depth else None)
 
     def step(item: PlannedOutput) -> None:
-        for message in restore_file(model, item.source, item.target, options):
+        for message in restore_file(model, item.source, item.target, options, "upscale"):
             click.echo(f"warning: {message}", err=True)
 
     items = tqdm(plan.outputs, desc=f"upscale x{scale}", unit="img")

@@ -50,9 +50,9 @@ def describe(
     )
 
 
-def record_start(cfg: Config, run_dir: Path, resume: bool, command: str, main: bool) -> None:
-    """Refuse to start over a run; write config.yaml (what ``--resume`` reads: overrides given
-    when resuming are kept) and append the command to commands.log."""
+def check_start(cfg: Config, run_dir: Path, resume: bool) -> None:
+    """Refuse to start over a run, in a file, without data, or to resume with a changed step;
+    writes nothing."""
     if not cfg.data.train:
         raise ConfigError("no training data: set data.train in the config or pass --data DIR")
     if not resume and (
@@ -66,6 +66,12 @@ def record_start(cfg: Config, run_dir: Path, resume: bool, command: str, main: b
         raise ConfigError(f"--out {run_dir} is a file: a run needs a folder; pick another --out")
     if resume:
         check_unchanged(run_dir, cfg)
+
+
+def record_start(cfg: Config, run_dir: Path, command: str, main: bool) -> None:
+    """Write config.yaml (what ``--resume`` reads: overrides given when resuming are kept) and
+    append the command to commands.log; called once the data and any checkpoint have loaded,
+    so that a run that cannot start leaves its folder as it was."""
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         recorded = with_absolute_paths(cfg).model_dump(mode="json")  # resumable from anywhere

@@ -43,7 +43,7 @@ from restorekit.engine.checkpoint import (
     save_checkpoint,
 )
 from restorekit.engine.logger import RunLogger
-from restorekit.engine.run_folder import describe, record_start
+from restorekit.engine.run_folder import check_start, describe, record_start
 from restorekit.engine.schedule import learning_rate, steps_per_epoch
 from restorekit.engine.step import Stepper
 from restorekit.errors import RestorekitError
@@ -170,7 +170,7 @@ def _start(
     started: float,
 ) -> _Run:
     """Check and record the run, build its pieces, resume or initialise, write the first line."""
-    record_start(cfg, run_dir, resume, command, context.is_main)
+    check_start(cfg, run_dir, resume)
     leftovers = remove_leftover_temporaries(run_dir) if context.is_main else []
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -178,8 +178,9 @@ def _start(
     kind = data_kind(cfg)
     noise = parse_noise(cfg.noise) if cfg.noise else None  # validation's (and noise_once's)
     data = kind.load(cfg, noise)
-    descriptor = describe(cfg, stepper.model, run_dir, command, data.normalization)
     state = load_checkpoint(run_dir, stepper.model, stepper.ema) if resume else None
+    record_start(cfg, run_dir, command, context.is_main)
+    descriptor = describe(cfg, stepper.model, run_dir, command, data.normalization)
     if state is not None:
         stepper.optimizer.load_state_dict(state.optimizer)
     run = _Run(

@@ -33,16 +33,21 @@ class FileOptions:
 
 
 def restore_file(
-    model: ArrayModel, source: Path, target: Path, options: FileOptions = FileOptions()
+    model: ArrayModel,
+    source: Path,
+    target: Path,
+    options: FileOptions = FileOptions(),
+    task: str | None = None,
 ) -> list[str]:
-    """Denoise or upscale (by the model's task) ``source`` into ``target``; returns the input
-    checks' warnings, each naming ``source``."""
+    """Denoise or upscale ``source`` into ``target``; returns the input checks' warnings, each
+    naming ``source``. ``task`` ("denoise" or "upscale"; None: the model's) is what the caller
+    asked: a model of the other task is refused (ModelLoadError), never run silently."""
     image = read_image(source)
     array = image.array
     if options.input_scale is not None:
         array = to_input_scale(array, options.input_scale)
     colour = array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
-    upscaling = model.descriptor.task == "upscale"
+    upscaling = (task or model.descriptor.task) == "upscale"
     warnings = check_image(colour, source, None if upscaling else model.descriptor.noise)
     alpha = image.alpha
     if upscaling:
