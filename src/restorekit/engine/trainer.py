@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from restorekit import __version__
 from restorekit.configs.schema import Config
 from restorekit.data.device import DevicePatches
-from restorekit.data.kinds import DataKind, TrainData, data_kind
+from restorekit.data.kinds import DataKind, TrainData, ValidationInputs, data_kind
 from restorekit.data.patches import EpochSampler, PatchDataset
 from restorekit.degrade.noise import NoiseModel, parse_noise
 from restorekit.engine import distributed
@@ -432,13 +432,14 @@ def _validate(run: _Run, epoch: int) -> bool:
     if not run.main:
         return False
     progress = Progress(epoch, run.plan.epochs, run.step)
-    result = run.kind.validate(
+    given = ValidationInputs(
         run.cfg,
         run.data,
         run.stepper.averaged,
         run.noise,
         lambda batch: run.stepper.evaluate(batch, progress),
     )
+    result = run.kind.validate(given)
     if result is None:
         return False
     run.log.scalars(run.step, result.scores, "val")

@@ -20,7 +20,7 @@ and ``DATA_KINDS``), a module here with a :class:`DataKind` subclass, and its li
 from __future__ import annotations
 
 from restorekit.configs.schema import Config
-from restorekit.data.kinds.base import DataKind, TrainData, Validation
+from restorekit.data.kinds.base import DataKind, TrainData, Validation, ValidationInputs
 from restorekit.data.kinds.images import ImageFolders
 from restorekit.data.kinds.sr import SuperResolutionImages
 from restorekit.data.kinds.stacks import Stacks
@@ -43,4 +43,12 @@ def load_train_data(config: Config, noise: NoiseModel | None = None) -> TrainDat
     return data_kind(config).load(config, noise)
 
 
-__all__ = ["KINDS", "DataKind", "TrainData", "Validation", "data_kind", "load_train_data"]
+__all__ = [
+    "KINDS",
+    "DataKind",
+    "TrainData",
+    "Validation",
+    "ValidationInputs",
+    "data_kind",
+    "load_train_data",
+]

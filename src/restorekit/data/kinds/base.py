@@ -47,6 +47,18 @@ HeldOutLoss = Callable[[dict[str, torch.Tensor]], float]
 """The training method's loss on a batch of held-out samples, without a gradient."""
 
 
+@dataclass(frozen=True)
+class ValidationInputs:
+    """What a validation works with: the run's config and data, the network to validate (the
+    weight average when there is one), the simulated noise, and the method's held-out loss."""
+
+    config: Config
+    data: TrainData
+    net: torch.nn.Module
+    noise: NoiseModel | None
+    held_out_loss: HeldOutLoss
+
+
 class DataKind(ABC):
     """Loads one kind of training data and validates by its protocol."""
 
@@ -62,16 +74,9 @@ class DataKind(ABC):
         """What the data set-up is, for the run's first log line (patch size, noise, scales)."""
 
     @abstractmethod
-    def validate(
-        self,
-        config: Config,
-        data: TrainData,
-        net: torch.nn.Module,
-        noise: NoiseModel | None,
-        held_out_loss: HeldOutLoss,
-    ) -> Validation | None:
-        """Validate ``net`` (in training mode, left so) by this kind's protocol; None when the
-        run has nothing to validate on."""
+    def validate(self, given: ValidationInputs) -> Validation | None:
+        """Validate ``given.net`` (in training mode, left so) by this kind's protocol; None
+        when the run has nothing to validate on."""
 
     def descriptor_fields(self, config: Config, normalization: dict | None) -> dict[str, Any]:
         """The model descriptor's fields for what the trained network does."""

@@ -9,7 +9,7 @@ import torch
 
 from restorekit.configs.schema import Config, ImageDataConfig
 from restorekit.data.folders import load_images
-from restorekit.data.kinds.base import DataKind, HeldOutLoss, TrainData, Validation
+from restorekit.data.kinds.base import DataKind, TrainData, Validation, ValidationInputs
 from restorekit.data.kinds.validation import denoising_scores, psnr_line
 from restorekit.data.patches import PatchDataset
 from restorekit.degrade.noise import NoiseModel
@@ -42,19 +42,12 @@ class ImageFolders(DataKind):
         once = " added once" if dc.noise_once else ""
         return f"patch {dc.patch_size}, noise {config.noise}{once}"
 
-    def validate(
-        self,
-        config: Config,
-        data: TrainData,
-        net: torch.nn.Module,
-        noise: NoiseModel | None,
-        held_out_loss: HeldOutLoss,
-    ) -> Validation | None:
+    def validate(self, given: ValidationInputs) -> Validation | None:
+        data, noise, tc = given.data, given.noise, given.config.train
         if not data.val_images or noise is None:
             return None
-        tc = config.train
         scores, image = denoising_scores(
-            net, data.val_images, data.val_names, noise, tc.channels_last, tc.seed
+            given.net, data.val_images, data.val_names, noise, tc.channels_last, tc.seed
         )
         return Validation(scores, psnr_line(scores, "noisy"), image, "denoised", scores["psnr"])
 

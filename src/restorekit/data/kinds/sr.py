@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from restorekit.configs.schema import Config, SRDataConfig
-from restorekit.data.kinds.base import DataKind, HeldOutLoss, TrainData, Validation
+from restorekit.data.kinds.base import DataKind, TrainData, Validation, ValidationInputs
 from restorekit.data.kinds.images import clean_validation_images
 from restorekit.data.kinds.validation import psnr_line, upscaling_scores
 from restorekit.data.sr import SRImages, SRPatchDataset, load_sr_images
@@ -40,19 +39,13 @@ class SuperResolutionImages(DataKind):
             return f"{scales}, HR patch {dc.hr_patch_size}"
         return f"{scales}, LR patch {dc.lr_patch_size}"
 
-    def validate(
-        self,
-        config: Config,
-        data: TrainData,
-        net: torch.nn.Module,
-        noise: NoiseModel | None,
-        held_out_loss: HeldOutLoss,
-    ) -> Validation | None:
+    def validate(self, given: ValidationInputs) -> Validation | None:
+        data, config = given.data, given.config
         if not data.val_images:
             return None
         scales = _section(config).scales
         scores, image = upscaling_scores(
-            net, data.val_images, data.val_names, scales, config.train.channels_last
+            given.net, data.val_images, data.val_names, scales, config.train.channels_last
         )
         return Validation(scores, psnr_line(scores, "bicubic"), image, "upscaled", scores["psnr"])
 

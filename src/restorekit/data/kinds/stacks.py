@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from restorekit.configs.schema import Config, StackDataConfig
-from restorekit.data.kinds.base import DataKind, HeldOutLoss, TrainData, Validation
+from restorekit.data.kinds.base import DataKind, TrainData, Validation, ValidationInputs
 from restorekit.data.stacks import (
     StackPatchDataset,
     compute_normalization,
@@ -56,17 +56,10 @@ class Stacks(DataKind):
         depth = f"{dc.patch_depth}x" if dc.patch_depth else ""
         return f"patch {depth}{dc.patch_size}, noise {config.noise}"
 
-    def validate(
-        self,
-        config: Config,
-        data: TrainData,
-        net: torch.nn.Module,
-        noise: NoiseModel | None,
-        held_out_loss: HeldOutLoss,
-    ) -> Validation | None:
-        if data.val_patches is None:
+    def validate(self, given: ValidationInputs) -> Validation | None:
+        if given.data.val_patches is None:
             return None
-        loss = held_out_loss(data.val_patches)
+        loss = given.held_out_loss(given.data.val_patches)
         return Validation({"loss": loss}, f"held-out loss {loss:.6f}")
 
     def descriptor_fields(self, config: Config, normalization: dict | None) -> dict[str, Any]:
