@@ -221,3 +221,15 @@ def test_tiff_stacks_with_axes_equal_the_command_line(client, tmp_path):
     bad = client.post("/api/jobs", files={"files": ("cells.tif", source.read_bytes())},
                       data={"model": "n2v-bsd68", "axes": "SCZYX"})  # fmt: skip
     assert bad.status_code == 422 and "cells.tif" in bad.json()["error"]
+
+
+def test_serve_refuses_other_hosts_without_a_token(monkeypatch):
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(kwargs))
+    refused = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
+    assert refused.exit_code == 2 and "--token" in refused.output and not started
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--token", "t", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert started == [{"host": "0.0.0.0", "port": 0, "log_level": "warning"}]

@@ -85,6 +85,11 @@ function watch(id, names) {
   item.innerHTML = `<div class="files"></div><div class="progress"><div></div></div><span class="state">queued</span> <span class="actions"></span><div class="results small"></div>`;
   item.querySelector(".files").textContent = `${$("model").value}: ${names.join(", ")}`;
   $("jobs").prepend(item);
+  const cancel = document.createElement("button");
+  cancel.textContent = "Cancel";
+  cancel.className = "cancel";
+  cancel.addEventListener("click", () => api(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => {}));
+  item.querySelector(".actions").appendChild(cancel);
   const timer = setInterval(async () => {
     let status;
     try { status = await (await api(`/api/jobs/${id}`)).json(); } catch (error) { clearInterval(timer); item.querySelector(".state").textContent = error.message; return; }
@@ -93,6 +98,7 @@ function watch(id, names) {
     item.querySelector(".state").textContent = status.state + tiles + (status.message ? ": " + status.message : "");
     if (["done", "failed", "cancelled"].includes(status.state)) {
       clearInterval(timer);
+      cancel.remove();
       finished(item, status);
     }
   }, 300);
