@@ -126,6 +126,7 @@ class JobQueue:
         job.state = state  # last: a result is served only once everything above is set
 
     def get(self, job_id: str) -> Job | None:
+        self.expire()
         with self._lock:
             return self._jobs.get(job_id)
 
@@ -153,11 +154,13 @@ class JobQueue:
         shutil.rmtree(job.folder, ignore_errors=True)
 
     def expire(self) -> None:
-        """Forget finished jobs older than the time to live, and remove their folders."""
+        """Forget finished jobs older than the time to live, and remove their folders (checked
+        on every submit and lookup)."""
         now = time.time()
-        for job in self.jobs():
-            if job.finished is not None and now - job.finished > self.ttl_s:
-                self._forget(job)
+        with self._lock:
+            old = [j for j in self._jobs.values() if j.finished and now - j.finished > self.ttl_s]
+        for job in old:
+            self._forget(job)
 
     def shutdown(self) -> None:
         """Refuse new jobs, fail the waiting ones, stop trainings at their next step (they keep
