@@ -355,39 +355,16 @@ def _plan_saved(
 def _clean_images(
     paths: list[Path], channels: int | None, keep_going: bool
 ) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
-    """The evaluation's clean images, read and checked (:func:`restorekit.io.checks.
-    check_values`; grey replicated for an RGB model when ``channels`` is given): the arrays,
-    their paths, and (``keep_going``) those left out with the reason; without ``keep_going`` a
-    bad one stops the evaluation, naming it. Warnings are printed."""
-    from restorekit.data import match_channels
-    from restorekit.io import read_image
-    from restorekit.io.checks import check_values
+    """:func:`restorekit.evaluation.images.read_clean_images`, its warnings and the images it
+    left out printed."""
+    from restorekit.evaluation.images import read_clean_images
 
-    arrays, kept, left_out, replicated = [], [], [], 0
-    for path in paths:
-        try:
-            array = read_image(path).array
-            messages = check_values(array, path)
-            if channels is not None:
-                replicated += array.shape[2] == 1 and channels == 3
-                array = match_channels(array, channels, path)
-        except RestorekitError as error:
-            if not keep_going:
-                raise
-            click.echo(f"left out: {error}", err=True)
-            left_out.append((path, str(error)))
-            continue
-        for message in messages:
-            click.echo(f"warning: {message}", err=True)
-        arrays.append(array)
-        kept.append(path)
-    if replicated:
-        click.echo(
-            f"warning: {replicated} grey image(s) replicated to RGB for an RGB model", err=True
-        )
-    if not arrays:
-        raise click.ClickException(f"no image could be evaluated ({len(left_out)} left out)")
-    return arrays, kept, left_out
+    found = read_clean_images(paths, channels, keep_going)
+    for _, reason in found.left_out:
+        click.echo(f"left out: {reason}", err=True)
+    for message in found.warnings:
+        click.echo(f"warning: {message}", err=True)
+    return found.arrays, found.paths, found.left_out
 
 
 def _report_left_out(left_out: list[tuple[Path, str]]) -> None:

@@ -57,3 +57,16 @@ def from_unit(values: np.ndarray, dtype: DTypeLike) -> np.ndarray:
 def unit_to_image(values: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """C x H x W [0, 1]-scale values -> H x W x C pixels of ``dtype`` (see :func:`from_unit`)."""
     return from_unit(np.asarray(values).transpose(1, 2, 0), dtype)
+
+
+def match_channels(array: np.ndarray, channels: int, where: object) -> np.ndarray:
+    """Fit an H x W x C array to ``channels``: grey is replicated to RGB; RGB to grey is refused."""
+    have = array.shape[2]
+    if have == channels:
+        return array
+    if have == 1 and channels == 3:
+        return np.repeat(array, 3, axis=2)
+    raise ImageFormatError(
+        f"{where}: image has {have} channel(s) but the model takes {channels}; "
+        f"convert the images, or train/use a {have}-channel model (model.in_channels={have})"
+    )

@@ -3,7 +3,7 @@ the data kinds (:mod:`restorekit.data.kinds`) that build them from a run's confi
 
 from __future__ import annotations
 
-from restorekit.data.folders import load_images, match_channels
+from restorekit.data.folders import load_images
 from restorekit.data.patches import EpochSampler, PatchDataset
 from restorekit.data.sr import SRImages, SRPatchDataset, load_sr_images, sr_images_from_hr
 from restorekit.data.stacks import (
@@ -23,7 +23,6 @@ __all__ = [
     "load_images",
     "load_sr_images",
     "load_stacks",
-    "match_channels",
     "split_slices",
     "sr_images_from_hr",
 ]

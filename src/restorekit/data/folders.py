@@ -7,21 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from restorekit.errors import ImageFormatError
 from restorekit.io import list_images, read_image
-
-
-def match_channels(array: np.ndarray, channels: int, where: str | Path) -> np.ndarray:
-    """Fit an H x W x C array to ``channels``: grey is replicated to RGB; RGB to grey is refused."""
-    have = array.shape[2]
-    if have == channels:
-        return array
-    if have == 1 and channels == 3:
-        return np.repeat(array, 3, axis=2)
-    raise ImageFormatError(
-        f"{where}: image has {have} channel(s) but the model takes {channels}; "
-        f"convert the images, or train/use a {have}-channel model (model.in_channels={have})"
-    )
+from restorekit.pixels import match_channels
 
 
 def load_images(

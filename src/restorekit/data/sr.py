@@ -46,12 +46,13 @@ import torch
 from torch.utils.data import Dataset
 
 from restorekit import dihedral
-from restorekit.data.folders import load_images, match_channels
+from restorekit.data.folders import load_images
 from restorekit.data.patches import draw_crop
 from restorekit.degrade.downscale import make_lr, mod_crop
 from restorekit.degrade.resize import imresize
 from restorekit.errors import ConfigError, ImageFormatError
 from restorekit.io import IMAGE_EXTENSIONS, array_to_float, read_image
+from restorekit.pixels import match_channels
 from restorekit.randomness import derive_seed
 
 UPSAMPLE_MARGIN = 3
