@@ -233,3 +233,18 @@ def test_serve_refuses_other_hosts_without_a_token(monkeypatch):
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--token", "t", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert started == [{"host": "0.0.0.0", "port": 0, "log_level": "warning"}]
+
+
+def test_warnings_name_the_upload_and_refused_requests_leave_no_folder(client, tmp_path):
+    job = submit(client, [("flat.png", png(np.full((20, 20, 3), 90, np.uint8)))],
+                 model="tiny-denoiser")  # fmt: skip
+    warnings = wait(client, job)["results"][0]["warnings"]
+    assert warnings and warnings[0].startswith("flat.png: constant image")
+    jobs = next(tmp_path.glob("serve*/jobs"))
+    before = set(jobs.iterdir())
+    good = png(photo())
+    assert client.post("/api/jobs", files={"files": ("x.png", good[:50])},
+                       data={"model": "tiny-denoiser"}).status_code == 422  # fmt: skip
+    assert client.post("/api/train", files={"files": ("x.png", good)},
+                       data={"method": "bogus", "budget": "20"}).status_code == 422  # fmt: skip
+    assert set(jobs.iterdir()) == before

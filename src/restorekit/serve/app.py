@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -161,8 +162,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(422, f"tile {tile}: at least 16 pixels")
         job = _new_job("apply", jobs_dir, model)
         limit = settings.max_upload_bytes
-        inputs = await _received(files, job.folder / "in", limit, axes)
-        refs = await _received(references, job.folder / "ref", limit) if references else []
+        with _discarded_on_error(job.folder):
+            inputs = await _received(files, job.folder / "in", limit, axes)
+            refs = await _received(references, job.folder / "ref", limit) if references else []
         job.files = [shown_name(p) for p in inputs]
         options = FileOptions(ensemble, scale, input_scale, bit_depth)
 
@@ -175,10 +177,11 @@ def create_app(settings: Settings) -> FastAPI:
                 raise RestorekitError(f"{model} denoises: drop scale={scale}")
             opened.tile = tile
             out_format = format.lower().lstrip(".") if format else None
-            references = {shown_name(p): p for p in refs}
-            apply_job(job, opened, inputs, options, out_format, references, axes)
+            by_name = {shown_name(p): p for p in refs}
+            apply_job(job, opened, inputs, options, out_format, by_name, axes)
 
-        queue.submit(job, work)
+        with _discarded_on_error(job.folder):
+            queue.submit(job, work)
         return {"id": job.id}
 
     @app.post("/api/train")
@@ -194,12 +197,12 @@ def create_app(settings: Settings) -> FastAPI:
         if not NAME.match(name) or name in models.entries():
             raise ApiError(422, f"name {name!r}: letters, digits, . _ -, not a model's name")
         job = _new_job("train", jobs_dir, name, {"budget": budget, "method": method})
-        inputs = await _received(files, job.folder / "in", settings.max_upload_bytes)
-        job.files = [shown_name(p) for p in inputs]
-        run_dir = job.folder / "run"
-        config = await run_in_threadpool(train_config, method, inputs, run_dir, budget)
-        models_dir = settings.data_dir / "models"
-        queue.submit(job, lambda job: train_job(job, config, run_dir, models_dir, name))
+        run_dir, models_dir = job.folder / "run", settings.data_dir / "models"
+        with _discarded_on_error(job.folder):
+            inputs = await _received(files, job.folder / "in", settings.max_upload_bytes)
+            job.files = [shown_name(p) for p in inputs]
+            config = await run_in_threadpool(train_config, method, inputs, budget)
+            queue.submit(job, lambda job: train_job(job, config, run_dir, models_dir, name))
         return {"id": job.id}
 
     @app.get("/api/jobs/{job_id}")
@@ -296,6 +299,16 @@ def _job(queue: JobQueue, job_id: str) -> Job:
     if job is None:
         raise ApiError(404, f"no job {job_id} (finished jobs are kept for a while, then removed)")
     return job
+
+
+@contextmanager
+def _discarded_on_error(folder: Path) -> Iterator[None]:
+    """A refused request leaves nothing behind: its job's folder goes with the error."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _new_id() -> str:

@@ -167,7 +167,7 @@ class JobQueue:
         a checkpoint) and wait for the running ones to finish."""
         with self._lock:
             self._closed = True
-            pending = [(j, f) for j, f in ((self._jobs[i], self._futures[i]) for i in self._jobs)]
+            pending = [(self._jobs[i], self._futures[i]) for i in self._jobs]
         for job, future in pending:
             if job.state == "queued" and future.cancel():
                 self._finish(job, "failed", "the server stopped before the job started")

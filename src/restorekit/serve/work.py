@@ -150,7 +150,8 @@ def apply_job(
             continue
         finally:
             model.tile_progress, model.tile = None, tile
-        result: dict[str, Any] = {"file": name, "output": target.name, "warnings": warnings}
+        shown = [w.replace(str(source), name) for w in warnings]  # never the server's folders
+        result: dict[str, Any] = {"file": name, "output": target.name, "warnings": shown}
         if name in references:
             result["psnr"] = _psnr(target, references[name])
         job.results.append(result)
@@ -215,7 +216,7 @@ TRAIN_PRESETS = {"ne2ne": "ne2ne-gauss25", "n2v": "n2v-bsd68"}
 uploads are the noisy data) and its channels, patch and batch to what the uploads allow."""
 
 
-def train_config(method: str, images: list[Path], run_dir: Path, budget_s: float) -> Any:
+def train_config(method: str, images: list[Path], budget_s: float) -> Any:
     """The config of a training request on the uploaded noisy ``images`` (see
     :data:`TRAIN_PRESETS`)."""
     from restorekit.configs import load_config
