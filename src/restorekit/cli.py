@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from restorekit.errors import RestorekitError
+from restorekit.infer.process_memory import DEFAULT_PROCESS_MEMORY
 
 if TYPE_CHECKING:
     import numpy as np
@@ -510,7 +511,8 @@ tiling_options = _stack(
         "--max-memory",
         callback=_memory,
         metavar="SIZE",
-        help="Working-memory budget that sets the tile size, e.g. 2GB (default 2GB).",
+        help="Bound on the whole process's memory, e.g. 4GB (default 2.5GB): the tiles get what "
+        "is left after the runtime, the model, the decoded input and the output writer.",
     ),
     click.option(
         "--overlap",
@@ -584,17 +586,19 @@ def denoise(
         click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")
         return
     torch_options = [name for name, given in (("--tta", tta), ("--axes", axes)) if given]
-    chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
+    limit = DEFAULT_PROCESS_MEMORY if max_memory is None else max_memory
+    chosen = open_model(model_name, backend, device, torch_options, tile, None, overlap)
     if chosen.model.descriptor.task != "denoise":
         raise click.UsageError(f"{model_name} is an upscaling model; use `restorekit upscale`")
     click.echo(chosen.describe())
     _start_writing(plan)
     if axes is not None:
-        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going)
+        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going, limit)
         return
     model = chosen.model
 
-    options = FileOptions(tta, None, input_scale, int(bit_depth) if bit_depth else None)
+    depth = int(bit_depth) if bit_depth else None
+    options = FileOptions(tta, None, input_scale, depth, limit)
 
     def step(item: PlannedOutput) -> None:
         for message in restore_file(model, item.source, item.target, options, "denoise"):
@@ -700,12 +704,13 @@ def _denoise_stacks(
     axes: str,
     tta: bool,
     keep_going: bool,
+    limit: float,
 ) -> None:
     from restorekit.infer.files import restore_stack
 
     def step(item: PlannedOutput) -> None:
         float32 = bit_depth == "32"
-        restore_stack(model, item.source, item.target, axes, tta, float32, item.in_place)
+        restore_stack(model, item.source, item.target, axes, tta, float32, item.in_place, limit)
 
     result = _run(plan, step, keep_going)
     _finish(result, f"stack(s) denoised into {plan.folder}{_skipped(plan)}")
@@ -761,7 +766,8 @@ def upscale(
         click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")
         return
     torch_options = ["--ensemble"] if ensemble else []
-    chosen = open_model(model_name, backend, device, torch_options, tile, max_memory, overlap)
+    chosen = open_model(model_name, backend, device, torch_options, tile, None, overlap)
+    limit = DEFAULT_PROCESS_MEMORY if max_memory is None else max_memory
     model = chosen.model
     if model.descriptor.task != "upscale":
         raise click.UsageError(f"{model_name} is a denoising model; use `restorekit denoise`")
@@ -773,7 +779,8 @@ def upscale(
     scale = scale or model.descriptor.scale
     _start_writing(plan)
 
-    options = FileOptions(ensemble, scale, input_scale, int(bit_depth) if bit_depth else None)
+    depth = int(bit_depth) if bit_depth else None
+    options = FileOptions(ensemble, scale, input_scale, depth, limit)
 
     def step(item: PlannedOutput) -> None:
         for message in restore_file(model, item.source, item.target, options, "upscale"):

@@ -285,6 +285,7 @@ def test_a_full_disk_is_a_clear_message_and_leaves_no_half_file(tmp_path, monkey
     import errno
 
     import numpy as np
+    import png
     from click.testing import CliRunner
     from PIL import Image
 
@@ -297,6 +298,7 @@ def test_a_full_disk_is_a_clear_message_and_leaves_no_half_file(tmp_path, monkey
         raise OSError(errno.ENOSPC, "No space left on device", str(fp))
 
     monkeypatch.setattr(Image.Image, "save", full)
+    monkeypatch.setattr(png.Writer, "write", full)  # PNG is written row by row with pypng
     args = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(main, [*args, "--model", "edsr-baseline-x2", "--device", "cpu"])
     assert result.exit_code != 0 and "Traceback" not in result.output

@@ -16,7 +16,8 @@ the rest lives here once, so both backends do exactly the same around the networ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -24,20 +25,25 @@ from numpy.typing import DTypeLike
 from restorekit.degrade.resize import imresize
 from restorekit.descriptor import ModelDescriptor
 from restorekit.errors import ImageFormatError, ModelLoadError
-from restorekit.infer.arrays import Run, apply_to_image
+from restorekit.infer.arrays import Blocks, apply_to_image, image_rows
 from restorekit.infer.ensemble import self_ensemble
 from restorekit.infer.tiling import (
     DEFAULT_MAX_MEMORY,
     DEFAULT_OVERLAP,
+    ArraySource,
     overlap_for_reach,
     plan_tiles,
-    tiled_apply,
+    tiled_blocks,
 )
 from restorekit.io.axes import from_canonical, to_canonical
 from restorekit.io.checks import check_image, check_stack, warn
 from restorekit.io.stacks import check_finite
 from restorekit.normalization import Normalization
 from restorekit.pixels import from_unit, to_unit, unit_scale
+
+_OUTPUT_BYTES = 8
+"""Bytes per output value held while a band of output rows is blended: the float32 band and
+the finished block divided out of it (see :func:`restorekit.infer.tiling.plan_tiles`)."""
 
 
 class ArrayModel:
@@ -84,15 +90,34 @@ class ArrayModel:
         size multiple (no normalisation, padding or tiling): B x C' x *(net_scale * spatial)."""
         raise NotImplementedError
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray, ensemble: bool = False) -> np.ndarray:
         """The model on an N x C x H x W (volumes: N x C x D x H x W) float batch of any size in
         the model's value range: normalised if the model is, padded, tiled when large.
+        ``ensemble``: each forward pass is the mean over the 8 flips/rotations.
 
         Output: float32, N x out_channels x the spatial sizes times ``descriptor.net_scale``.
         """
         batch = np.asarray(batch, dtype=np.float32)
-        if self.normalization is not None:
-            batch = self.normalization.apply(batch.swapaxes(0, 1)).swapaxes(0, 1)
+        out: np.ndarray | None = None
+        for row, block in self.blocks(batch, ensemble):
+            if out is None:
+                size = [n * self.descriptor.net_scale for n in batch.shape[2:]]
+                out = np.empty((batch.shape[0], block.shape[1], *size), np.float32)
+            out[:, :, row : row + block.shape[2]] = block
+        assert out is not None
+        return out
+
+    def blocks(self, batch: np.ndarray, ensemble: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`predict` as finished blocks of output rows, ``(first_row, N x C' x rows x
+        ...)`` float32 (:func:`restorekit.infer.tiling.tiled_blocks`).
+
+        ``batch``: N x C x *spatial, any array-like (a view of an image, a memory map) of pixel
+        values (uint8 / uint16 taken to [0, 1], float as is); it is read tile by tile, so
+        only the tiles and one band of output rows are held in float32.
+        """
+        spatial = batch.shape[2:]
+        scale = self.descriptor.net_scale
+        out_bytes = _OUTPUT_BYTES * self.descriptor.out_channels * scale ** len(spatial)
         tile, batch_size = plan_tiles(
             batch.shape,
             self.descriptor.size_multiple,
@@ -101,34 +126,45 @@ class ArrayModel:
             self.max_memory,
             self.overlap,
             self.batch_size,
+            out_bytes,
         )
-        out = tiled_apply(
-            self.forward,
-            batch,
+        run = self.forward
+        if ensemble:
+            run = functools.partial(self_ensemble, self.forward)
+        source = ArraySource(batch, self.descriptor.size_multiple, self._network_input)
+        for row, block in tiled_blocks(
+            run,
+            source,
             self.descriptor.size_multiple,
             tile,
             self.overlap,
-            self.descriptor.net_scale,
+            scale,
             batch_size,
-            batch.ndim - 2,
             self.tile_progress,
-        )
+        ):
+            if self.normalization is not None:
+                block = self.normalization.undo(block.swapaxes(0, 1)).swapaxes(0, 1)
+            yield row, block
+
+    def _network_input(self, block: np.ndarray) -> np.ndarray:
+        """A C x *region block read from the caller's array, as the network takes it."""
+        values = to_unit(block) if block.dtype.kind in "ui" else block.astype(np.float32)
         if self.normalization is not None:
-            out = self.normalization.undo(out.swapaxes(0, 1)).swapaxes(0, 1)
-        return np.ascontiguousarray(out)
+            values = self.normalization.apply(values)
+        return np.asarray(values, dtype=np.float32)
 
     def denoise(self, image: np.ndarray, ensemble: bool = False, check: bool = True) -> np.ndarray:
         """Denoised copy of ``image`` (H x W or H x W x C, uint8 / uint16 / float: see
-        :mod:`restorekit.infer.arrays`), same dtype out; ``ensemble``: the mean over the 8
-        flips/rotations (test-time augmentation, 8 passes).
+        :mod:`restorekit.infer.arrays`), same dtype out; ``ensemble``: each forward pass is the
+        mean over the 8 flips/rotations (test-time augmentation, 8 passes).
 
         ``check`` (:mod:`restorekit.io.checks`): float values far outside [0, 1] raise
         InputScaleError; uint16 data in a small range, a constant image or one far less noisy
         than the model was trained for emit an InputWarning."""
-        self._require("denoise")
+        self.require_task("denoise")
         if check:
             warn(check_image(_colour(image), "the image", self.descriptor.noise))
-        return apply_to_image(self._runner(ensemble), image, self.descriptor.in_channels)
+        return apply_to_image(self._image_blocks(ensemble), image, self.descriptor.in_channels)
 
     def upscale(
         self,
@@ -141,24 +177,41 @@ class ArrayModel:
         takes any of ``descriptor.trained_scales``) (arrays as for :meth:`denoise`; alpha
         upscaled with bicubic ``imresize`` and clipped; float output not clipped).
 
-        ``ensemble``: the x8 geometric self-ensemble (8 passes). A network with
-        ``upsample_input`` (RED-Net) gets the bicubic-upscaled image. ``check``: as for
+        ``ensemble``: the x8 geometric self-ensemble of each forward pass (8 passes). A network
+        with ``upsample_input`` (RED-Net) gets the bicubic-upscaled image. ``check``: as for
         :meth:`denoise`, without the noise level.
         """
-        self._require("upscale")
+        self.require_task("upscale")
         if check:
             warn(check_image(_colour(image), "the image"))
         scale = self.descriptor.chosen_scale(scale)
-        run = self._runner(ensemble)
+        blocks = self._image_blocks(ensemble)
         if self.descriptor.upsample_input:
-            inner = run
+            inner = blocks
 
-            def run(pixels: np.ndarray) -> np.ndarray:
+            def blocks(pixels: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
                 size = (pixels.shape[2] * scale, pixels.shape[3] * scale)
-                up = [imresize(p.transpose(1, 2, 0), output_shape=size) for p in pixels]
+                unit = [to_unit(np.moveaxis(np.asarray(p), 0, 2)) for p in pixels]
+                up = [imresize(p, output_shape=size) for p in unit]
                 return inner(np.ascontiguousarray(np.stack(up).transpose(0, 3, 1, 2)))
 
-        return apply_to_image(run, image, self.descriptor.in_channels, scale)
+        return apply_to_image(blocks, image, self.descriptor.in_channels, scale)
+
+    def image_rows(
+        self, image: np.ndarray, ensemble: bool = False, scale: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`denoise` (or :meth:`upscale` for an upscaling model, at ``scale``) of an H x W
+        x C image (C 1 or 3, no alpha, no checks), as ``(first_row, rows x W' x C)`` blocks in
+        the image's dtype: the result written as it is made, without holding it whole.
+        Upscaling models with ``upsample_input`` are not streamed (use :meth:`upscale`)."""
+        if self.descriptor.upsample_input:
+            raise ModelLoadError("a model with bicubic-upscaled input is not streamed: upscale()")
+        if self.descriptor.task == "upscale":
+            self.descriptor.chosen_scale(scale)
+        return image_rows(self._image_blocks(ensemble), image, self.descriptor.in_channels)
+
+    def _image_blocks(self, ensemble: bool) -> Blocks:
+        return functools.partial(self.blocks, ensemble=ensemble)
 
     def denoise_stack(
         self,
@@ -180,7 +233,7 @@ class ArrayModel:
         [0, 1] for a model without normalisation raise InputScaleError; a constant stack or
         12-bit data in uint16 emit an InputWarning.
         """
-        self._require("denoise")
+        self.require_task("denoise")
         canonical = to_canonical(np.asanyarray(array), axes)
         check_finite(canonical, "stack")
         if check:
@@ -200,10 +253,9 @@ class ArrayModel:
                     else "without Z (e.g. YX, SYX); a Z stack is denoised slice by slice with S"
                 )
             )
-        run = self._runner(ensemble)
         out = np.empty(canonical.shape, np.float32)
         for s in range(canonical.shape[0]):
-            out[s : s + 1] = run(to_unit(canonical[s : s + 1]))
+            out[s : s + 1] = self.predict(to_unit(canonical[s : s + 1]), ensemble)
         out_dtype = np.dtype(dtype or canonical.dtype)
         if out_dtype.kind == "f":  # float output on the input's scale
             result = (out * unit_scale(canonical.dtype)).astype(out_dtype)
@@ -211,12 +263,7 @@ class ArrayModel:
             result = from_unit(out, out_dtype)
         return from_canonical(result, axes, np.shape(array))
 
-    def _runner(self, ensemble: bool) -> Run:
-        if not ensemble:
-            return self.predict
-        return lambda pixels: self_ensemble(self.predict, pixels)
-
-    def _require(self, task: str) -> None:
+    def require_task(self, task: str) -> None:
         have = self.descriptor.task
         if have != task:
             what = f"upscales x{self.descriptor.scale}" if have == "upscale" else "denoises"

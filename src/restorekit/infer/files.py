@@ -16,20 +16,25 @@ import numpy as np
 
 from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.arrays import upscale_alpha
-from restorekit.io import convert_depth, read_image, read_tiff, write_image, write_stack
+from restorekit.infer.process_memory import working_budget
+from restorekit.io import convert_depth, read_image, read_tiff, write_stack
 from restorekit.io.checks import check_image, from_input_scale, to_input_scale
+from restorekit.io.streaming import Rows, held_bytes, write_image_rows
 
 
 @dataclass(frozen=True)
 class FileOptions:
     """What is asked of each file: the 8-pass ensemble, an upscaling model's scale (None: its
     default), a full-scale value the data were stored on (``input_scale``, e.g. 4095 for 12-bit
-    data in uint16) and the output's bit depth (8, 16 or 32; None: the input's)."""
+    data in uint16), the output's bit depth (8, 16 or 32; None: the input's) and a bound on the
+    whole process's memory in bytes (``memory_limit``: the tiles get what it leaves, see
+    :mod:`restorekit.infer.process_memory`; None: the model's own ``max_memory``)."""
 
     ensemble: bool = False
     scale: int | None = None
     input_scale: float | None = None
     bit_depth: int | None = None
+    memory_limit: float | None = None
 
 
 def restore_file(
@@ -41,25 +46,58 @@ def restore_file(
 ) -> list[str]:
     """Denoise or upscale ``source`` into ``target``; returns the input checks' warnings, each
     naming ``source``. ``task`` ("denoise" or "upscale"; None: the model's) is what the caller
-    asked: a model of the other task is refused (ModelLoadError), never run silently."""
+    asked: a model of the other task is refused (ModelLoadError), never run silently.
+
+    The result is written as its rows are made (:mod:`restorekit.io.streaming`), so only the
+    decoded input, the tiles and a band of output rows are held (and the whole result for
+    formats written whole: JPEG, WebP, BMP)."""
     image = read_image(source)
     array = image.array
     if options.input_scale is not None:
         array = to_input_scale(array, options.input_scale)
-    colour = array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
     upscaling = (task or model.descriptor.task) == "upscale"
-    warnings = check_image(colour, source, None if upscaling else model.descriptor.noise)
+    warnings = check_image(array, source, None if upscaling else model.descriptor.noise)
+    model.require_task("upscale" if upscaling else "denoise")
+    scale = model.descriptor.chosen_scale(options.scale) if upscaling else 1
     alpha = image.alpha
-    if upscaling:
-        scale = model.descriptor.chosen_scale(options.scale)
-        alpha = None if alpha is None else upscale_alpha(alpha, scale)
+    if alpha is not None and scale > 1:
+        alpha = upscale_alpha(alpha, scale)
+    dtype = _output_dtype(image.array.dtype, options.bit_depth)
+    shape = (array.shape[0] * scale, array.shape[1] * scale, array.shape[2])
+    if model.descriptor.upsample_input:  # bicubic input first: not streamed
         result = model.upscale(array, ensemble=options.ensemble, scale=scale, check=False)
+        rows: Rows = [(0, result)]
     else:
-        result = model.denoise(array, ensemble=options.ensemble, check=False)
-    if options.input_scale is not None:
-        result = from_input_scale(result, options.input_scale, image.array.dtype)
-    save(target, result, alpha, options.bit_depth)
+        rows = model.image_rows(array, ensemble=options.ensemble, scale=scale)
+    converted = ((first, _to_output(block, image.array.dtype, options)) for first, block in rows)
+    if alpha is not None and options.bit_depth is not None:
+        alpha = convert_depth(alpha[..., None], options.bit_depth)[..., 0]
+    budget = model.max_memory
+    if options.memory_limit is not None:
+        held = held_bytes(target, shape, dtype) + (0 if alpha is None else alpha.nbytes)
+        model.max_memory = working_budget(options.memory_limit, held, str(source))
+    try:
+        write_image_rows(target, shape, dtype, converted, alpha)
+    finally:
+        model.max_memory = budget
     return warnings
+
+
+def _output_dtype(input_dtype: np.dtype, bit_depth: int | None) -> np.dtype:
+    """The dtype written: the input's, or that of ``bit_depth`` (8, 16, 32)."""
+    if bit_depth is None:
+        return np.dtype(input_dtype)
+    return convert_depth(np.zeros((1, 1, 1), input_dtype), bit_depth).dtype
+
+
+def _to_output(block: np.ndarray, input_dtype: np.dtype, options: FileOptions) -> np.ndarray:
+    """A block of result rows (in the model's input dtype) on the input's scale and in the
+    output's bit depth."""
+    if options.input_scale is not None:
+        block = from_input_scale(block, options.input_scale, input_dtype)
+    if options.bit_depth is not None:
+        block = convert_depth(block, options.bit_depth)
+    return block
 
 
 def restore_stack(
@@ -70,22 +108,23 @@ def restore_stack(
     ensemble: bool = False,
     float32: bool = False,
     in_place: bool = False,
+    memory_limit: float | None = None,
 ) -> None:
     """Denoise the TIFF stack or volume ``source`` (laid out as ``axes``, e.g. SYX, ZYX) into
     ``target``, in the input's dtype (``float32``: float32 on the input's value scale).
-    ``in_place``: ``target`` is ``source``, read whole before its result replaces it."""
+    ``in_place``: ``target`` is ``source``, read whole before its result replaces it.
+    ``memory_limit``: as in :class:`FileOptions` (the stack's float32 result is held whole)."""
     stack = read_tiff(source)  # memory-mapped when it can be
     if in_place:
         stack = np.array(stack)
     dtype = np.float32 if float32 else None
-    denoised = model.denoise_stack(stack, axes, ensemble, dtype, where=str(source))
+    budget = model.max_memory
+    if memory_limit is not None:
+        out_size = stack.size * (4 + np.dtype(dtype or stack.dtype).itemsize)
+        model.max_memory = working_budget(memory_limit, out_size, str(source))
+    try:
+        denoised = model.denoise_stack(stack, axes, ensemble, dtype, where=str(source))
+    finally:
+        model.max_memory = budget
     del stack
     write_stack(target, denoised)
-
-
-def save(target: Path, array: np.ndarray, alpha: np.ndarray | None, bit_depth: int | None) -> None:
-    """Write a result to ``target``, converted to ``bit_depth`` if asked (alpha too)."""
-    if bit_depth is not None:
-        array = convert_depth(array, bit_depth)
-        alpha = None if alpha is None else convert_depth(alpha[..., None], bit_depth)[..., 0]
-    write_image(target, array, alpha=alpha)

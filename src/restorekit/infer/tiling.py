@@ -34,14 +34,18 @@ Conventions:
   windows are built in output pixels.
 * Memory: see :func:`choose_tile`. The estimate is ``batch_size * tile ** spatial_dims *
   bytes_per_pixel`` where ``bytes_per_pixel`` is the peak working memory of one forward pass
-  per input pixel, measured by :func:`restorekit.infer.memory.measure_bytes_per_pixel`.
+  per input pixel, measured by :func:`restorekit.infer.memory.measure_bytes_per_pixel`, plus
+  the band of output rows being blended. The input is read tile by tile from the caller's
+  array (:class:`ArraySource`: any dtype, a view or a memory map) and the output leaves as
+  finished rows (:func:`tiled_blocks`), so neither is held whole in float32 here.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -147,24 +151,32 @@ def choose_tile(
     overlap: int = DEFAULT_OVERLAP,
     batch_size: int = 1,
     spatial_dims: int = 2,
+    row_bytes: float = 0.0,
 ) -> int:
-    """Largest tile side (a multiple of ``size_multiple``) whose forward pass fits ``max_memory``.
+    """Largest tile side (a multiple of ``size_multiple``) whose forward pass, and the band of
+    output rows it fills, fit ``max_memory``.
 
-    Estimate: ``batch_size * tile ** spatial_dims * bytes_per_pixel <= max_memory``. The tile
-    must exceed the overlap by at least one size multiple; a budget too small for that is a
-    :class:`ConfigError`.
+    Estimate: ``batch_size * tile ** spatial_dims * bytes_per_pixel + tile * row_bytes <=
+    max_memory``, ``row_bytes`` being what one input row of the band of output rows holds (see
+    :func:`tiled_blocks`). The tile must exceed the overlap by at least one size multiple; a
+    budget too small for that is a :class:`ConfigError`.
     """
+
+    def need(side: int) -> float:
+        return batch_size * side**spatial_dims * bytes_per_pixel + side * row_bytes
+
     side = (max_memory / (batch_size * bytes_per_pixel)) ** (1 / spatial_dims)
     tile = int(side) // size_multiple * size_multiple
+    while tile > 0 and need(tile) > max_memory:
+        tile -= size_multiple
     overlap = round_up(overlap, size_multiple)
     smallest = overlap + size_multiple
     if tile < smallest:
-        need = batch_size * smallest**spatial_dims * bytes_per_pixel
         raise ConfigError(
             f"memory budget {format_bytes(max_memory)} is too small for tiles of {smallest} "
-            f"pixels (overlap {overlap} + {size_multiple}), which need about {format_bytes(need)}; "
-            "raise the budget (--max-memory), lower the overlap (--overlap) or give a tile size "
-            "(--tile)"
+            f"pixels (overlap {overlap} + {size_multiple}), which need about "
+            f"{format_bytes(need(smallest))}; raise the budget (--max-memory), lower the overlap "
+            "(--overlap) or give a tile size (--tile)"
         )
     return tile
 
@@ -177,23 +189,78 @@ def plan_tiles(
     max_memory: float = DEFAULT_MAX_MEMORY,
     overlap: int = DEFAULT_OVERLAP,
     batch_size: int = 1,
+    output_bytes_per_pixel: float = 0.0,
 ) -> tuple[int, int]:
-    """``(tile, batch_size)`` for :func:`tiled_apply` on an N x C x *spatial batch of ``shape``.
+    """``(tile, batch_size)`` for :func:`tiled_blocks` on an N x C x *spatial batch of ``shape``.
 
     With an explicit ``tile``: the images run whole (all N in one batch) when their padded sides
     fit in it, else in tiles of that size. Without: they run whole when the estimate for the
     whole padded batch fits ``max_memory``, else in tiles from :func:`choose_tile`.
+    ``output_bytes_per_pixel``: what the blended output holds per input pixel (counted over the
+    whole image when it runs whole, over one band of rows when tiled).
     """
     n_images, spatial = shape[0], [round_up(s, size_multiple) for s in shape[2:]]
     whole = max(spatial)
     if tile is not None:
         tile = round_tile(tile, size_multiple)
         return (whole, n_images) if whole <= tile else (tile, batch_size)
-    if n_images * math.prod(spatial) * bytes_per_pixel <= max_memory:
+    if n_images * math.prod(spatial) * (bytes_per_pixel + output_bytes_per_pixel) <= max_memory:
         return whole, n_images
     dims = len(spatial)
-    side = choose_tile(max_memory, bytes_per_pixel, size_multiple, overlap, batch_size, dims)
+    row_bytes = n_images * math.prod(spatial[1:]) * output_bytes_per_pixel
+    side = choose_tile(
+        max_memory, bytes_per_pixel, size_multiple, overlap, batch_size, dims, row_bytes
+    )
     return side, batch_size
+
+
+class TileSource(Protocol):
+    """What :func:`tiled_blocks` reads tiles from: an N x C x *spatial image batch (``shape``,
+    unpadded) whose padded regions ``read`` returns as float32, so that the batch itself can
+    stay in its own dtype, memory-mapped or lazily decoded (:class:`ArraySource`)."""
+
+    shape: tuple[int, ...]
+
+    def read(self, image: int, region: Sequence[slice]) -> np.ndarray:
+        """Image ``image``'s C x *region float32 pixels; ``region`` lies in the batch padded to
+        the size multiple (:func:`pad_to_multiple`'s values beyond the end)."""
+        ...
+
+
+class ArraySource:
+    """A :class:`TileSource` over an N x C x *spatial array-like of any dtype (a NumPy array,
+    a view of an H x W x C image, a memory map): ``read`` slices it, pads beyond its end as
+    :func:`pad_to_multiple` does (from an index map, never a padded copy) and applies
+    ``convert`` (default: to float32) to the C x *region block it read."""
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        size_multiple: int,
+        convert: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.array = array
+        self.shape = tuple(array.shape)
+        self.convert = convert
+        self._maps = [padded_index(length, size_multiple) for length in self.shape[2:]]
+
+    def read(self, image: int, region: Sequence[slice]) -> np.ndarray:
+        inside = all(r.stop <= length for r, length in zip(region, self.shape[2:], strict=True))
+        if inside:
+            block = np.asarray(self.array[(image, slice(None)) + tuple(region)])
+        else:
+            index = np.ix_(*[m[r] for m, r in zip(self._maps, region, strict=True)])
+            block = np.asarray(self.array[image])[(slice(None),) + index]
+        if self.convert is not None:
+            return self.convert(block)
+        return np.asarray(block, dtype=np.float32)
+
+
+def padded_index(length: int, size_multiple: int) -> np.ndarray:
+    """Source index of each position along an axis of ``length`` padded to a multiple of
+    ``size_multiple`` (the padding of :func:`pad_to_multiple`)."""
+    positions = np.arange(length)[None, None]
+    return pad_to_multiple(positions, size_multiple, 1)[0, 0]
 
 
 def tiled_apply(
@@ -210,19 +277,52 @@ def tiled_apply(
     """``run`` applied to N x C x *spatial ``x`` in blended tiles; output cropped to the input.
 
     ``run`` takes a B x C x *tile float32 batch (B <= ``batch_size``, sides multiples of
-    ``size_multiple``) and returns B x C' x *(scale * tile). See the module docstring.
-    ``progress(done, total)`` is called after each batch of tiles. Tiles whose overlap would
-    multiply the work more than :data:`MAX_WORK_FACTOR` times per axis over the whole image (a
-    tile barely larger than the overlap) are refused with the tile count and a tile that works.
+    ``size_multiple``) and returns B x C' x *(scale * tile). See the module docstring and
+    :func:`tiled_blocks`, whose blocks this gathers into one array.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
     if x.ndim != spatial_dims + 2:
         raise ValueError(f"expected N x C x {spatial_dims} spatial axes, got shape {x.shape}")
-    size = x.shape[2:]
-    padded = pad_to_multiple(x, size_multiple, spatial_dims)
+    source = ArraySource(x, size_multiple)
+    out: np.ndarray | None = None
+    for row, block in tiled_blocks(
+        run, source, size_multiple, tile, overlap, scale, batch_size, progress
+    ):
+        if out is None:
+            size = [length * scale for length in x.shape[2:]]
+            out = np.empty((x.shape[0], block.shape[1], *size), np.float32)
+        out[:, :, row : row + block.shape[2]] = block
+    assert out is not None
+    return out
+
+
+def tiled_blocks(
+    run: Run,
+    source: TileSource,
+    size_multiple: int,
+    tile: int,
+    overlap: int = DEFAULT_OVERLAP,
+    scale: int = 1,
+    batch_size: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``run`` on ``source`` in blended tiles, yielded as finished blocks of output rows.
+
+    Yields ``(first_row, block)``: N x C' x rows x *(the other output axes) float32, the rows
+    (first spatial axis, output pixels) in order and cropped to the input times ``scale``. Tiles
+    are run one row of tiles at a time (its tiles in batches of up to ``batch_size``); rows that
+    no later tile touches are blended and yielded at once, so the memory held beyond the tiles
+    is one band of output rows (``tile * scale`` of them, the full padded width), never the
+    whole output. ``progress(done, total)`` is called after each batch of tiles. Tiles whose
+    overlap would multiply the work more than :data:`MAX_WORK_FACTOR` times per axis over the
+    whole image (a tile barely larger than the overlap) are refused with the tile count and a
+    tile that works.
+    """
+    n_images, size = source.shape[0], source.shape[2:]
+    dims = len(size)
     tile = round_tile(tile, size_multiple)
     overlap = round_up(overlap, size_multiple)
-    grid = padded.shape[2:]
+    grid = [round_up(length, size_multiple) for length in size]
     sides = [min(tile, length) for length in grid]
     if any(side < length for side, length in zip(sides, grid, strict=True)) and overlap >= tile:
         raise ConfigError(
@@ -233,52 +333,139 @@ def tiled_apply(
         tile_origins(length, side, overlap, size_multiple)
         for length, side in zip(grid, sides, strict=True)
     ]
+    _check_work(origins, sides, grid, size, tile, overlap, size_multiple)
     windows = [
         _axis_windows(o, side * scale, overlap * scale)
         for o, side in zip(origins, sides, strict=True)
     ]
+    # The tiles form a full grid of separable windows, so their summed weight is separable too.
+    sums = [
+        _axis_weight_sum(o, w, scale, length * scale)
+        for o, w, length in zip(origins, windows, grid, strict=True)
+    ]
+    other_weight = _outer(sums[1:]) if dims > 1 else np.ones((), np.float32)
+    expected = [side * scale for side in sides]
+    crop_rows, crop_rest = size[0] * scale, tuple(slice(0, n * scale) for n in size[1:])
+    others = list(itertools.product(*[range(len(o)) for o in origins[1:]]))
+    total, done = n_images * len(origins[0]) * len(others), 0
+    band: np.ndarray | None = None  # output rows [band_start, band_start + len(band))
+    band_start = 0
+    for row_index, row_origin in enumerate(origins[0]):
+        top, bottom = row_origin * scale, (row_origin + sides[0]) * scale
+        if band is not None and top > band_start:  # rows above this tile row are final
+            finished = min(top, band_start + band.shape[2])
+            yield from _finish(
+                band[:, :, : finished - band_start],
+                band_start,
+                sums[0],
+                other_weight,
+                crop_rows,
+                crop_rest,
+            )
+            band = band[:, :, finished - band_start :]
+            band_start = finished
+        jobs = list(itertools.product(range(n_images), others))
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            regions = [_region(origins, (row_index, *pos), sides, 1) for _, pos in chunk]
+            batch = np.stack([source.read(i, r) for (i, _), r in zip(chunk, regions, strict=True)])
+            result = np.asarray(run(np.ascontiguousarray(batch)), dtype=np.float32)
+            if result.ndim != batch.ndim or list(result.shape[2:]) != expected:
+                raise ModelLoadError(
+                    f"the network returned shape {result.shape} for tiles of shape "
+                    f"{batch.shape}; expected spatial size {expected} (scale {scale}): the "
+                    "model's descriptor does not match its network"
+                )
+            if band is None or band.shape[2] < bottom - band_start:
+                band = _grow(band, result.shape[1], n_images, bottom - band_start, grid, scale)
+            for (image, pos), tile_out in zip(chunk, result, strict=True):
+                region = _region(origins, (row_index, *pos), sides, scale)
+                local = (
+                    slice(region[0].start - band_start, region[0].stop - band_start),
+                    *region[1:],
+                )
+                out_index = _index(image, local)
+                band[out_index] += tile_out * _window(windows, (row_index, *pos))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    assert band is not None
+    yield from _finish(band, band_start, sums[0], other_weight, crop_rows, crop_rest)
 
-    positions = list(itertools.product(*[range(len(o)) for o in origins]))
-    work = len(positions) * math.prod(sides) / math.prod(grid)
-    if work > MAX_WORK_FACTOR**spatial_dims:
+
+def _grow(
+    band: np.ndarray | None,
+    channels: int,
+    n_images: int,
+    rows: int,
+    grid: Sequence[int],
+    scale: int,
+) -> np.ndarray:
+    """``band`` extended with zero rows to ``rows`` output rows (a new band if None)."""
+    shape = (n_images, channels, rows, *[length * scale for length in grid[1:]])
+    grown = np.zeros(shape, np.float32)
+    if band is not None:
+        grown[:, :, : band.shape[2]] = band
+    return grown
+
+
+def _finish(
+    rows: np.ndarray,
+    first: int,
+    row_weight: np.ndarray,
+    other_weight: np.ndarray,
+    crop_rows: int,
+    crop_rest: tuple[slice, ...],
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Blended rows ``first``.. of a band, divided by their summed weight and cropped."""
+    count = min(rows.shape[2], crop_rows - first)
+    if count <= 0:
+        return
+    weight = np.multiply.outer(row_weight[first : first + count], other_weight)
+    block = rows[(slice(None), slice(None), slice(0, count)) + crop_rest]
+    crop_weight = weight[(slice(None),) + crop_rest]
+    yield first, np.ascontiguousarray(block / crop_weight)
+
+
+def _check_work(
+    origins: Sequence[Sequence[int]],
+    sides: Sequence[int],
+    grid: Sequence[int],
+    size: Sequence[int],
+    tile: int,
+    overlap: int,
+    size_multiple: int,
+) -> None:
+    """Refuse tiles whose overlap multiplies the work beyond :data:`MAX_WORK_FACTOR` per axis."""
+    count = math.prod(len(o) for o in origins)
+    work = count * math.prod(sides) / math.prod(grid)
+    if work > MAX_WORK_FACTOR ** len(grid):
         shape = "x".join(map(str, size))
         better = round_tile(4 * overlap, size_multiple)
         raise ConfigError(
             f"tiles of {tile} pixels with an overlap of {overlap} cut this {shape} image into "
-            f"{len(positions)} tiles, {work:.0f} times the work of the whole image; give --tile "
+            f"{count} tiles, {work:.0f} times the work of the whole image; give --tile "
             f"{better} or more (or raise --max-memory, which sets the tile), or a smaller "
             "--overlap"
         )
-    weights = np.zeros([length * scale for length in grid], np.float32)
-    for pos in positions:
-        weights[_region(origins, pos, sides, scale)] += _window(windows, pos)
 
-    out: np.ndarray | None = None
-    jobs = list(itertools.product(range(x.shape[0]), positions))
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start : start + batch_size]
-        batch = np.stack(
-            [padded[_index(image, _region(origins, pos, sides, 1))] for image, pos in chunk]
-        )
-        result = np.asarray(run(np.ascontiguousarray(batch)), dtype=np.float32)
-        expected = [side * scale for side in sides]
-        if result.ndim != batch.ndim or list(result.shape[2:]) != expected:
-            raise ModelLoadError(
-                f"the network returned shape {result.shape} for tiles of shape {batch.shape}; "
-                f"expected spatial size {expected} (scale {scale}): the model's descriptor "
-                "does not match its network"
-            )
-        if out is None:
-            out = np.zeros((x.shape[0], result.shape[1], *weights.shape), np.float32)
-        for (image, pos), tile_out in zip(chunk, result, strict=True):
-            region = _region(origins, pos, sides, scale)
-            out[_index(image, region)] += tile_out * _window(windows, pos)
-        if progress is not None:
-            progress(start + len(chunk), len(jobs))
-    assert out is not None
-    out /= weights
-    crop = tuple(slice(0, length * scale) for length in size)
-    return np.ascontiguousarray(out[_index(slice(None), crop)])
+
+def _axis_weight_sum(
+    origins: Sequence[int], windows: Sequence[np.ndarray], scale: int, length: int
+) -> np.ndarray:
+    """The summed blending weight along one axis (``length`` output pixels) of the tiles at
+    ``origins`` (input pixels) with their ``windows`` (output pixels)."""
+    total = np.zeros(length, np.float32)
+    for origin, window in zip(origins, windows, strict=True):
+        total[origin * scale : origin * scale + len(window)] += window
+    return total
+
+
+def _outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    result = vectors[0]
+    for vector in vectors[1:]:
+        result = np.multiply.outer(result, vector)
+    return result
 
 
 def _index(image: int | slice, region: Sequence[slice]) -> tuple[int | slice, ...]:

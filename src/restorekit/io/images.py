@@ -32,6 +32,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -397,12 +398,8 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
     then renamed over ``path``, so a crash never leaves a half-written image.
     """
     path = Path(path)
-    kind = _FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ImageFormatError(
-            f"cannot write {path}: unsupported extension '{path.suffix}'. Use one of {_SUPPORTED}."
-        )
-    pixels = _check_pixels(path, kind, array, alpha)
+    kind = image_kind(path)
+    pixels = check_pixels(path, kind, array, alpha)
     if alpha is not None and kind in ("JPEG", "BMP"):
         msg = (
             f"{kind} has no alpha channel: alpha dropped when writing {path} (PNG and TIFF keep it)"
@@ -422,7 +419,18 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
     atomic_write(path, write)
 
 
-def _check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+def image_kind(path: Path) -> str:
+    """The format written for ``path``'s extension ("PNG", "JPEG", "TIFF", ...); an unknown
+    extension is an :class:`ImageFormatError` naming the ones supported."""
+    kind = _FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ImageFormatError(
+            f"cannot write {path}: unsupported extension '{path.suffix}'. Use one of {_SUPPORTED}."
+        )
+    return kind
+
+
+def check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """Validate what write_image is given; return the pixels as H x W x C."""
     array = np.asarray(array)
     pixels = array[..., None] if array.ndim == 2 else array
@@ -463,14 +471,21 @@ def _check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | 
 
 
 def _write_tiff(f: Path, pixels: np.ndarray, has_alpha: bool) -> None:
-    color = pixels.shape[2] - has_alpha
+    samples = pixels.shape[2]
     tifffile.imwrite(
-        f,
-        pixels[..., 0] if pixels.shape[2] == 1 else pixels,
-        photometric="rgb" if color == 3 else "minisblack",
-        planarconfig="contig" if pixels.shape[2] > 1 else None,
-        extrasamples=["unassalpha"] if has_alpha else None,
+        f, pixels[..., 0] if samples == 1 else pixels, **tiff_layout(samples, has_alpha)
     )
+
+
+def tiff_layout(samples: int, has_alpha: bool) -> dict[str, Any]:
+    """tifffile's layout arguments for ``samples`` channels per pixel, the last one alpha if
+    ``has_alpha``: RGB or grey, interleaved, unassociated alpha."""
+    colour = samples - has_alpha
+    return {
+        "photometric": "rgb" if colour == 3 else "minisblack",
+        "planarconfig": "contig" if samples > 1 else None,
+        "extrasamples": ["unassalpha"] if has_alpha else None,
+    }
 
 
 def _warn_skipped(folder: Path) -> None:
