@@ -18,7 +18,8 @@ from restorekit.cli import main
 from restorekit.errors import ConfigError, ModelLoadError
 from restorekit.infer import backends
 from restorekit.infer.backends import onnx_status, open_model
-from restorekit.infer.memory import ONNXRUNTIME_FACTOR, TORCH_FACTOR
+from restorekit.infer.memory import TORCH_FACTOR
+from restorekit.infer.onnx_backend import ONNXRUNTIME_FACTOR
 from restorekit.infer.onnx_backend import OnnxModel, load_onnx_model
 from restorekit.infer.onnx_export import OnnxExportError, export_onnx
 from restorekit.io import read_image, sha256_file, write_image
@@ -60,7 +61,7 @@ def test_export_stores_the_one_model_record(onnx_path, model_path):
     assert record["arch"] == "unet-n2n" and record["noise"] == "gauss:25"
     assert set(props) == {
         "restorekit",
-        "bytes_per_pixel",
+        "activation_bytes_per_pixel",
         "reach",
         "weights_sha256",
         "restorekit_version",

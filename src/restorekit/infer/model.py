@@ -12,7 +12,7 @@ from restorekit.descriptor import ModelDescriptor
 from restorekit.devices import resolve_device
 from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.memory import measure_bytes_per_pixel
-from restorekit.infer.predict import torch_forward
+from restorekit.infer.predict import PRECISIONS, check_precision, torch_forward
 from restorekit.infer.reach import measure_reach
 from restorekit.infer.tiling import DEFAULT_MAX_MEMORY
 from restorekit.nets.files import load_model_file
@@ -26,6 +26,9 @@ class RestorationModel(ArrayModel):
     attributes (``tile``, ``max_memory``, ``overlap``, ``batch_size``) and the normalisation of
     Noise2Void models: see :class:`restorekit.infer.array_model.ArrayModel`, shared with the
     ONNX Runtime backend. ``channels_last``: NHWC input layout for 2D networks (faster on CPU).
+    ``precision``: "fp32", "bf16" (on a CPU only with native bfloat16) or "fp16" (GPU): the
+    network's weights and activations in that type (:data:`restorekit.infer.predict.PRECISIONS`);
+    the tiles are sized from the working memory measured in it.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class RestorationModel(ArrayModel):
         max_memory: float = DEFAULT_MAX_MEMORY,
         overlap: int | None = None,
         batch_size: int = 1,
+        precision: str = "fp32",
     ) -> None:
         dims = descriptor.dims
         self.device = resolve_device(device)
@@ -45,11 +49,14 @@ class RestorationModel(ArrayModel):
         if self.channels_last:
             # Module.to takes memory_format at runtime; torch's overloads of it leave it out
             self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        bytes_per_pixel = measure_bytes_per_pixel(
-            self.net, descriptor.in_channels, descriptor.size_multiple, dims
-        )
+        check_precision(precision, self.device)
+        self.precision = precision
         reach = measure_reach(
             self.net, descriptor.in_channels, descriptor.size_multiple, dims, descriptor.net_scale
+        )
+        self.net = self.net.to(PRECISIONS[precision])
+        bytes_per_pixel = measure_bytes_per_pixel(
+            self.net, descriptor.in_channels, descriptor.size_multiple, dims
         )
         super().__init__(descriptor, bytes_per_pixel, reach, tile, max_memory, overlap, batch_size)
 
@@ -68,13 +75,14 @@ def load_model(
     tile: int | None = None,
     max_memory: float = DEFAULT_MAX_MEMORY,
     overlap: int | None = None,
+    precision: str = "fp32",
 ) -> RestorationModel:
     """Load a shipped model by name, a model file, or a training run folder.
 
     ``device``: "cpu", "cuda", "cuda:1", ...; by default the GPU when there is one. ``tile``,
-    ``max_memory`` (bytes) and ``overlap`` (pixels; default: from the network's measured reach):
-    see :class:`RestorationModel`.
+    ``max_memory`` (bytes), ``overlap`` (pixels; default: from the network's measured reach)
+    and ``precision`` ("fp32", "bf16", "fp16"): see :class:`RestorationModel`.
     """
     net, descriptor = load_model_file(resolve_model(name_or_path))
     device = str(resolve_device(device))
-    return RestorationModel(net, descriptor, device, tile, max_memory, overlap)
+    return RestorationModel(net, descriptor, device, tile, max_memory, overlap, 1, precision)

@@ -19,8 +19,9 @@ than the one traced, else nothing is written.
 Metadata (``metadata_props``, all strings): ``restorekit`` (the model's one record, the
 descriptor JSON of :mod:`restorekit.descriptor`, as in the safetensors file: task, scales,
 channels, size multiple, value range, normalisation), and what only the graph knows:
-``bytes_per_pixel`` (the working-memory estimate of
-:func:`restorekit.infer.memory.measure_bytes_per_pixel` for ONNX Runtime, used to choose
+``activation_bytes_per_pixel`` (the activation peak measured by
+:func:`restorekit.infer.memory.measure_bytes_per_pixel`; ONNX Runtime's allowance over it is
+applied at load, :data:`restorekit.infer.onnx_backend.ONNXRUNTIME_FACTOR`, used to choose
 tiles), ``reach`` (the network's receptive-field radius from
 :func:`restorekit.infer.reach.measure_reach`, which sets the tile overlap; absent when
 unknown), ``weights_sha256`` (SHA-256 of the safetensors file exported; absent when
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from restorekit.errors import RestorekitError
-from restorekit.infer.memory import ONNXRUNTIME_FACTOR, measure_bytes_per_pixel
+from restorekit.infer.memory import measure_bytes_per_pixel
 from restorekit.infer.model import RestorationModel, load_model
 from restorekit.infer.tiling import round_up
 from restorekit.io import atomic_write, sha256_file
@@ -132,8 +133,8 @@ def export_onnx(
 
     metadata = {
         "restorekit": descriptor.model_dump_json(),
-        "bytes_per_pixel": str(
-            measure_bytes_per_pixel(net, descriptor.in_channels, multiple, dims, ONNXRUNTIME_FACTOR)
+        "activation_bytes_per_pixel": str(
+            measure_bytes_per_pixel(net, descriptor.in_channels, multiple, dims, factor=1.0)
         ),
         "restorekit_version": __version__,
     }

@@ -209,6 +209,21 @@ def read_image(path: str | Path) -> Image:
     return Image(np.ascontiguousarray(array), alpha, path, kind)
 
 
+def image_pixels(path: str | Path) -> int | None:
+    """Height x width of an image file from its header (nothing decoded), or None when it
+    cannot be read that way (:func:`read_image` then says why)."""
+    path = Path(path)
+    try:
+        if _FORMATS.get(path.suffix.lower()) == "TIFF":
+            with tifffile.TiffFile(path) as tiff:
+                page = tiff.pages[0]
+                return int(page.imagelength) * int(page.imagewidth)
+        with PILImage.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - any unreadable header: the caller reads the file anyway
+        return None
+
+
 def _cannot_read(path: Path, kind: str, exc: Exception) -> ImageReadError:
     return ImageReadError(
         f"cannot read image {path}: {exc}. The file may be truncated, damaged or not a "

@@ -2,9 +2,10 @@
 load), ``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval
 --json`` on each benchmark set). Their ONNX graphs are not shipped: they are exported from the
 weights on first use into a per-user cache (:mod:`restorekit.infer.onnx_cache`).
-``speed.json`` (optional; written by ``python benchmarks/inference.py --record-zoo``) holds the
-model's measured CPU speed on each backend and the faster one, which ``--backend auto``
-follows.
+``speed.json`` and ``precision.json`` (optional; written by ``python benchmarks/inference.py
+--record-zoo``) hold the model's measured CPU speed on each backend and precision at each image
+size, and the change of its evaluation figure in each precision, which ``auto`` follows
+(:mod:`restorekit.infer.paths`).
 """
 
 from __future__ import annotations
@@ -34,16 +35,19 @@ class ZooModel:
 
     @property
     def speed(self) -> dict[str, Any] | None:
-        """The measured CPU speed (``speed.json``: ``fastest_cpu_backend`` "torch" or
-        "onnxruntime", ``megapixels_per_s`` per backend, ``image`` size, ``command``), or None."""
-        path = self.folder / "speed.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        """The measured CPU speed (``speed.json``: ``megapixels_per_s`` per image size and path,
+        e.g. ``{"768x512": {"torch-fp32": 0.74, ...}}``, the machine, ``command``), or None."""
+        return self._record("speed.json")
 
     @property
-    def measured_backend(self) -> str | None:
-        """The faster CPU backend in :attr:`speed` ("torch" or "onnxruntime"), or None."""
-        speed = self.speed
-        return speed["fastest_cpu_backend"] if speed else None
+    def precision(self) -> dict[str, Any] | None:
+        """The measured change of the evaluation figure per path (``precision.json``:
+        ``evaluation``, ``fp32`` figure, ``change_db`` per path, ``command``), or None."""
+        return self._record("precision.json")
+
+    def _record(self, name: str) -> dict[str, Any] | None:
+        path = self.folder / name
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def evaluations(self) -> dict[str, dict[str, Any]]:
         """Measured figures, keyed by benchmark file name (e.g. ``kodak24-gauss25``)."""
