@@ -1,18 +1,25 @@
-"""Inference speed and peak memory of each model: PyTorch eager, channels_last and ONNX Runtime.
+"""Inference speed, whole-process memory and figure change of each model, per backend x precision.
 
-For each shipped model (or --model NAME|PATH) and each of a 768x512 and a 4000x3000 noisy RGB
-image, every backend runs ``denoise()`` on the uint8 image through the public models
-(RestorationModel, OnnxModel), which run whole images that fit ``max_memory`` and tile larger
-ones. Each configuration runs in a fresh subprocess that reports megapixels/s (median of
---repeats after --warmup calls) and its peak RSS growth over its state after loading. The report
-names the machine and holds this run's own measured ceiling (a channels_last 3x3 convolution).
+For each shipped model (or --model NAME|PATH) and each image size (768x512 and 4000x3000 by
+default; --sizes 12000x9000 for the very large run), every path — PyTorch fp32 (channels_last,
+the reference of the ratios), PyTorch bf16, ONNX Runtime fp32 and ONNX Runtime int8 (static
+quantisation calibrated on BSD200_train crops, never on test images) — restores a noisy PNG
+file (RGB; grey for grey models) into a PNG file as ``restorekit denoise`` / ``upscale`` do
+(:func:`restorekit.infer.files.restore_file`: streamed, ``--max-memory`` bounding the whole
+process). Each configuration runs in a fresh subprocess that reports megapixels/s of input
+(median of --repeats after --warmup runs) and the peak resident memory of its whole process
+(``ru_maxrss``: the runtime, the model, the decoded input, the tiles and the writer).
+
+The figure change per path: the model's evaluation on a benchmark set (denoisers: Kodak24 (RGB)
+or BSD68 (grey) at their trained noise, one draw per image, seed 0; upscalers: Set14 on the Y
+channel at their scale), PSNR on that path minus PSNR on PyTorch fp32.
 
     python benchmarks/inference.py                        # full benchmark (long on a CPU)
     python benchmarks/inference.py --quick --threads 1    # seconds: only checks the script
 
-``--record-zoo`` writes each measured shipped model's ``speed.json`` (its zoo folder): the
-MP/s per backend on the 768x512 image (else the first size measured) and the faster of
-PyTorch (channels_last) and ONNX Runtime, which ``--backend auto`` then takes for it.
+``--record-zoo`` writes each measured shipped model's ``speed.json`` (MP/s per size and path)
+and ``precision.json`` (figure change per path), which ``--backend auto --precision auto``
+follow (:mod:`restorekit.infer.paths`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +43,6 @@ from _common import (  # benchmarks/_common.py
     add_timing_arguments,
     describe_machine,
     environment,
-    interleaved,
     machine,
     main_or_exit,
     measure_ceiling,
@@ -44,26 +51,30 @@ from _common import (  # benchmarks/_common.py
 )
 
 from restorekit.data import load_images
+from restorekit.degrade import parse_noise
+from restorekit.degrade.downscale import make_lr, mod_crop
+from restorekit.evaluation import evaluate_denoising, evaluate_upscaling
+from restorekit.infer.files import FileOptions, restore_file
 from restorekit.infer.model import load_model
 from restorekit.infer.onnx_backend import OnnxModel
 from restorekit.infer.onnx_export import export_onnx
-from restorekit.infer.tiling import (
-    DEFAULT_MAX_MEMORY,
-    plan_tiles,
-    round_up,
-    tile_origins,
-)
+from restorekit.infer.predict import cpu_has_native_bf16
+from restorekit.infer.process_memory import DEFAULT_PROCESS_MEMORY
+from restorekit.io import list_images, to_uint8, write_image
 from restorekit.nets import build_net
 from restorekit.nets.files import ModelDescriptor, save_model
 from restorekit.units import parse_bytes
 from restorekit.zoo import resolve_model, shipped_model, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
-KODIM01 = ROOT.parent / "shared" / "data" / "Kodak24" / "kodim01.png"
-BACKENDS = ("eager", "channels_last", "onnxruntime")
+DATA = ROOT.parent / "shared" / "data"
+KODIM01 = DATA / "Kodak24" / "kodim01.png"
+CALIBRATION = DATA / "BSD200_train"  # training images: int8 calibration never sees a test image
+REFERENCE = "torch-fp32"
+PATHS = ("torch-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8")
 SIZES = {False: [(768, 512), (4000, 3000)], True: [(128, 96), (400, 300)]}  # width, height
-QUICK_TILE, QUICK_OVERLAP = 256, 64  # --quick only: tile the 400x300 image
 SIGMA = 25  # Gaussian noise added to the test images (0-255 scale)
+CALIBRATION_CROPS, CALIBRATION_SIDE = 16, 128
 
 
 def noisy_image(width: int, height: int) -> tuple[np.ndarray, str]:
@@ -84,63 +95,47 @@ def noisy_image(width: int, height: int) -> tuple[np.ndarray, str]:
     return image, (str(KODIM01) if kodak else "synthetic")
 
 
-def max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def reset_peak_rss() -> bool:
-    """Lower the peak-RSS mark to the current RSS (Linux 4.0+), so that set-up transients
-    (imports, image creation) cannot hide a smaller peak of the runs; False where refused."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+def open_path(job: dict):  # noqa: ANN201 - an ArrayModel of either backend
+    """The model of ``job`` on its path."""
+    backend, precision = job["path"].rsplit("-", 1)
+    if backend == "onnxruntime":
+        return OnnxModel(job["onnx"][precision], threads=job["threads"])
+    return load_model(job["weights"], "cpu", precision=precision)
 
 
 def child(job: dict) -> None:
-    """Run one configuration and print its result as one JSON line (the parent reads it)."""
+    """Run one configuration file to file; print its result as one JSON line."""
     if job["threads"]:
         torch.set_num_threads(job["threads"])
-    image, source = noisy_image(job["width"], job["height"])
-    budget, overlap = job["max_memory"], job["overlap"]
-    if job["backend"] == "onnxruntime":
-        model = OnnxModel(job["onnx"], max_memory=budget, overlap=overlap, threads=job["threads"])
-        multiple = model.size_multiple
-    else:
-        model = load_model(job["weights"], "cpu", max_memory=budget, overlap=overlap)
-        multiple = model.descriptor.size_multiple
-        if job["backend"] == "eager":
-            model.channels_last = False
-            model.net = model.net.to(memory_format=torch.contiguous_format)
-    # The same plan as model.run() makes for this image (one 1 x 3 x H x W batch).
-    shape = (1, 3, job["height"], job["width"])
-    tile, _ = plan_tiles(
-        shape, multiple, model.bytes_per_pixel, model.tile, model.max_memory, model.overlap
-    )
-    padded = [round_up(side, multiple) for side in shape[2:]]
-    overlap = round_up(model.overlap, multiple)
-    tiles = math.prod(len(tile_origins(n, min(tile, n), overlap, multiple)) for n in padded)
-    reset = reset_peak_rss()
-    baseline = max_rss_mib()
-
-    apply = model.upscale if model.descriptor.task == "upscale" else model.denoise  # MP/s of input
-
-    def run() -> None:
-        for _ in range(job["steps"]):
-            apply(image)
-
+    model = open_path(job)
+    source, target = Path(job["image"]), Path(job["out"])
+    options = FileOptions(memory_limit=job["max_memory"])
+    tiles = [1]
+    model.tile_progress = lambda done, total: tiles.__setitem__(0, total)
     for _ in range(job["warmup"]):
-        apply(image)
-    seconds = interleaved({"run": run}, job["repeats"], torch.device("cpu"))["run"]
+        restore_file(model, source, target, options)
+    seconds = []
+    for _ in range(job["repeats"]):
+        start = time.perf_counter()
+        restore_file(model, source, target, options)
+        seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    megapixels = job["steps"] * job["width"] * job["height"] / 1e6
-    keys = ("model", "width", "height", "backend", "max_memory")
-    result = {key: job[key] for key in keys} | {"overlap": overlap, "peak_reset": reset}
-    result |= {"image": source, "tile": tile, "tiles": tiles, "tiled": tiles > 1}
-    result |= {"seconds": seconds, "median_s": median, "megapixels_per_s": megapixels / median}
-    result |= {"baseline_rss_mib": baseline, "peak_rss_mib": max_rss_mib() - baseline}
+    keys = ("model", "width", "height", "path", "max_memory")
+    result = {key: job[key] for key in keys} | {"tiles": tiles[0], "seconds": seconds}
+    result |= {"median_s": median, "megapixels_per_s": job["width"] * job["height"] / 1e6 / median}
+    result |= {"peak_rss_mib": peak_rss_mib()}
     print(json.dumps(result))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it started (VmHWM: the memory of its own
+    image; ``ru_maxrss`` would include the parent's memory at the fork, kept across exec)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(job: dict) -> dict:
@@ -148,7 +143,7 @@ def run_child(job: dict) -> dict:
     command = [sys.executable, __file__, "--child", json.dumps(job)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
-        sys.exit(f"{job['model']} {job['backend']} failed:\n{done.stderr}")
+        sys.exit(f"{job['model']} {job['path']} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -170,27 +165,116 @@ def models_to_measure(names: list[str] | None, folder: Path) -> list[dict]:
     return [{"name": "unet-n2n-48 (untrained)", "weights": str(path), "untrained": True}]
 
 
+def calibration_batches(descriptor: ModelDescriptor, quick: bool) -> list[np.ndarray]:
+    """1 x C x H x W float32 network inputs cut from training images (BSD200_train): noisy as
+    the model's noise for denoisers, bicubic-downscaled for upscalers."""
+    paths = list_images(CALIBRATION)[: 2 if quick else CALIBRATION_CROPS]
+    noise = parse_noise(descriptor.noise) if descriptor.noise else None
+    batches = []
+    for index, image in enumerate(load_images(paths, descriptor.in_channels)[0]):
+        side = CALIBRATION_SIDE * descriptor.scale
+        crop = mod_crop(image[:side, :side], descriptor.scale)
+        crop = crop.transpose(2, 0, 1).astype(np.float32) / 255
+        if descriptor.task == "upscale":
+            crop = make_lr(crop.transpose(1, 2, 0), descriptor.scale).transpose(2, 0, 1)
+        elif noise is not None:
+            crop = noise.sample_numpy(crop, np.random.default_rng([index, 1]))
+        batches.append(np.ascontiguousarray(crop[None], dtype=np.float32))
+    return batches
+
+
+def quantize_int8(fp32_path: Path, target: Path, batches: list[np.ndarray]) -> Path:
+    """ONNX Runtime static int8 quantisation (QDQ, per-channel weights) of ``fp32_path``,
+    calibrated on ``batches``; the restorekit metadata copied over."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    name = onnxruntime.InferenceSession(str(fp32_path)).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(batches)
+
+        def get_next(self) -> dict | None:
+            batch = next(self.items, None)
+            return None if batch is None else {name: batch}
+
+    prepared = target.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    graph, original = onnx.load(str(target)), onnx.load(str(fp32_path))
+    onnx.helper.set_model_props(graph, {p.key: p.value for p in original.metadata_props})
+    onnx.save(graph, str(target))
+    return target
+
+
+def figure(model, descriptor: ModelDescriptor, quick: bool) -> tuple[float, str]:  # noqa: ANN001
+    """The model's PSNR on its benchmark set (see the module docstring) and the set in words."""
+    if descriptor.task == "upscale":
+        paths = list_images(DATA / "Set14")[: 2 if quick else None]
+        images = load_images(paths, 3)[0]
+        scale = descriptor.scale
+
+        def upscale(lr: np.ndarray) -> np.ndarray:  # C x h x w float32 -> C x sh x sw
+            return model.upscale(lr.transpose(1, 2, 0), check=False).transpose(2, 0, 1)
+
+        report = evaluate_upscaling(upscale, images, [p.name for p in paths], scale)
+        return report.psnr, f"Set14 x{scale} (Y channel, {len(paths)} images)"
+    folder = "Kodak24" if descriptor.in_channels == 3 else "BSD68"
+    paths = list_images(DATA / folder)[: 2 if quick else None]
+    images = load_images(paths, descriptor.in_channels)[0]
+    noise = parse_noise(descriptor.noise or "gauss:25")
+    images = [to_uint8(image) for image in images]
+    report = evaluate_denoising(
+        lambda noisy: model.predict(noisy[None])[0], images, [p.name for p in paths], noise, 1, 0
+    )
+    return report.psnr, f"{folder} {descriptor.noise} ({len(paths)} images x 1 draw)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], conflict_handler="resolve"
     )
     parser.add_argument("--model", action="append", help="shipped name or model file (repeat)")
-    parser.add_argument("--max-memory", help="tiling budget, e.g. 2GB (default: the library's)")
+    parser.add_argument(
+        "--max-memory", help="whole-process bound, e.g. 2.5GB (default: the command line's)"
+    )
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/inference.json")
     parser.add_argument("--quick", action="store_true", help="128x96 and 400x300, 1 repeat")
-    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument(
         "--sizes", nargs="+", metavar="WxH", help="image sizes (default 768x512 4000x3000)"
     )
     parser.add_argument(
+        "--int8-sizes",
+        nargs="*",
+        metavar="WxH",
+        help="sizes at which ONNX Runtime int8 is timed (default: the smallest; its figures "
+        "are measured anyway)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="speed and memory only")
+    parser.add_argument(
         "--record-zoo",
         action="store_true",
-        help="write speed.json (fastest CPU backend) into each measured shipped model's folder",
+        help="write speed.json and precision.json into each measured shipped model's folder",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one configuration
     add_timing_arguments(parser)  # --threads (ONNX Runtime's too), --repeats; and, redefined:
-    parser.add_argument("--steps", type=int, default=1, help="denoise() calls per timed repeat")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed denoise() calls first")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     add_machine_arguments(parser)
     args = parser.parse_args()
     if args.child:
@@ -201,98 +285,124 @@ def main() -> None:
     sizes = SIZES[args.quick]
     if args.sizes:
         sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
+    int8_sizes = [min(sizes, key=lambda s: s[0] * s[1])]
+    if args.int8_sizes is not None:
+        int8_sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.int8_sizes]
+    paths = list(args.paths)
+    if "torch-bf16" in paths and not cpu_has_native_bf16():
+        paths.remove("torch-bf16")
+        print("this CPU has no native bf16: PyTorch bf16 left out")
     name = "inference_quick.json" if args.quick else "inference.json"
     args.json = args.json or ROOT / "benchmarks" / "results" / name
+    limit = parse_bytes(args.max_memory) if args.max_memory else DEFAULT_PROCESS_MEMORY
 
-    results, models = [], []
+    results, models, figures = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in models_to_measure(args.model, Path(tmp)):
+        folder = Path(tmp)
+        for entry in models_to_measure(args.model, folder):
             model = load_model(entry["weights"], device="cpu")
-            exported = export_onnx(model, Path(tmp) / f"model{len(models)}.onnx")
-            # --quick: overlap 64 and a budget for tiles of 256, so that 400x300 is tiled too
-            # (otherwise the model's own overlap, from its measured reach)
-            overlap = QUICK_OVERLAP if args.quick else None
-            budget = DEFAULT_MAX_MEMORY
-            if args.max_memory:
-                budget = parse_bytes(args.max_memory)
-            elif args.quick:
-                budget = model.bytes_per_pixel * (QUICK_TILE + 0.5) ** 2
-            entry |= {"onnx_max_abs_diff": exported.max_abs_diff, "max_memory": budget}
-            entry |= {"bytes_per_pixel": model.bytes_per_pixel, "reach": model.reach}
-            entry |= {"overlap": model.overlap if overlap is None else overlap}
+            descriptor = model.descriptor
+            index = len(models)
+            exported = export_onnx(model, folder / f"model{index}.onnx")
+            onnx_paths = {"fp32": str(exported.path)}
+            if "onnxruntime-int8" in paths:
+                batches = calibration_batches(descriptor, args.quick)
+                int8 = quantize_int8(exported.path, folder / f"model{index}.int8.onnx", batches)
+                onnx_paths["int8"] = str(int8)
+            entry |= {"onnx_max_abs_diff": exported.max_abs_diff, "task": descriptor.task}
             models.append(
                 entry | {"weights": "temporary" if entry["untrained"] else entry["weights"]}
             )
+            if not args.no_figures and not entry["untrained"]:
+                figures[entry["name"]] = measure_figures(entry, onnx_paths, paths, args)
             for width, height in sizes:
-                for backend in args.backends:
-                    job = {"model": entry["name"], "weights": entry["weights"]}
-                    job |= {"onnx": str(exported.path), "backend": backend, "overlap": overlap}
-                    job |= {"max_memory": budget}
+                channels = descriptor.in_channels  # grey models get grey images
+                image_path = folder / f"input_{width}x{height}x{channels}.png"
+                if not image_path.exists():
+                    write_image(image_path, noisy_image(width, height)[0][..., :channels])
+                for path in paths:
+                    if path == "onnxruntime-int8" and (width, height) not in int8_sizes:
+                        continue
+                    job = {"model": entry["name"], "weights": entry["weights"], "path": path}
+                    job |= {"onnx": onnx_paths, "image": str(image_path)}
+                    job |= {"out": str(folder / "output.png"), "max_memory": limit}
                     job |= {"width": width, "height": height, "threads": args.threads}
-                    job |= {key: getattr(args, key) for key in ("steps", "warmup", "repeats")}
+                    job |= {key: getattr(args, key) for key in ("warmup", "repeats")}
+                    if width * height > 4e6:  # large images: one timed run, no warm-up
+                        job |= {"warmup": 0, "repeats": 1}
                     results.append(run_child(job))
-                    print(f"  {entry['name']} {width}x{height} {backend}: done", flush=True)
+                    print(f"  {entry['name']} {width}x{height} {path}: "
+                          f"{results[-1]['megapixels_per_s']:.3f} MP/s, "
+                          f"{results[-1]['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
 
-    fastest: dict[str, dict[str, str]] = {}
-    for r in results:  # speed ratio against eager on the same model and image size
+    for r in results:  # speed ratio against PyTorch fp32 on the same model and image size
         key = (r["model"], r["width"], r["height"])
         same = [s for s in results if (s["model"], s["width"], s["height"]) == key]
-        eager = next((s for s in same if s["backend"] == "eager"), None)  # not in --backends
-        r["ratio_to_eager"] = eager["median_s"] / r["median_s"] if eager else float("nan")
-        best = max(same, key=lambda s: s["megapixels_per_s"])
-        fastest.setdefault(r["model"], {})[f"{r['width']}x{r['height']}"] = best["backend"]
+        reference = next((s for s in same if s["path"] == REFERENCE), None)
+        r["ratio_to_torch_fp32"] = reference["median_s"] / r["median_s"] if reference else math.nan
 
     print(
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, CPU, "
-        f"threads {args.threads or 'default'}, median of {args.repeats} after {args.warmup}"
+        f"threads {args.threads or 'default'}, median of {args.repeats} after {args.warmup} "
+        f"(large images: 1 run), whole-process limit {limit / 2**30:.2f} GiB"
     )
     print(describe_machine(env))
     print(
-        f"{'model':26} {'size':>9} {'backend':14} {'tile':>5} {'tiles':>5} {'MP/s':>8} "
-        f"{'peak RSS MiB':>13} {'x eager':>8}"
+        f"{'model':22} {'size':>10} {'path':17} {'tiles':>5} {'MP/s':>8} {'x fp32':>7} "
+        f"{'peak RSS MiB':>12} {'dB vs fp32':>10}"
     )
     for r in results:
+        change = figures.get(r["model"], {}).get("change_db", {}).get(r["path"])
+        shown = "" if change is None else f"{change:+.4f}"
         print(
-            f"{r['model']:26} {r['width']:>4}x{r['height']:<4} {r['backend']:14} {r['tile']:5} "
-            f"{r['tiles']:5} {r['megapixels_per_s']:8.3f} {r['peak_rss_mib']:13.1f} "
-            f"{r['ratio_to_eager']:8.3f}"
+            f"{r['model']:22} {r['width']:>5}x{r['height']:<4} {r['path']:17} {r['tiles']:5} "
+            f"{r['megapixels_per_s']:8.3f} {r['ratio_to_torch_fp32']:7.2f} "
+            f"{r['peak_rss_mib']:12.0f} {shown:>10}"
         )
-    for r in results:
-        if fastest[r["model"]][f"{r['width']}x{r['height']}"] == r["backend"]:
-            print(
-                f"fastest for {r['model']} at {r['width']}x{r['height']}: {r['backend']} "
-                f"({r['megapixels_per_s']:.3f} MP/s, {r['ratio_to_eager']:.3f} x eager)"
-            )
-
-    settings = {key: getattr(args, key) for key in ("quick", "steps", "warmup", "repeats")}
-    settings |= {"sizes": sizes, "backends": args.backends, "noise_sigma": SIGMA, "device": "cpu"}
-    report = {**env, "settings": settings, "models": models, "results": results, "fastest": fastest}
+    settings = {key: getattr(args, key) for key in ("quick", "warmup", "repeats")}
+    settings |= {"sizes": sizes, "paths": paths, "noise_sigma": SIGMA, "max_memory": limit}
+    report = {**env, "settings": settings, "models": models, "results": results}
+    report |= {"figures": figures, "command": "python " + " ".join(sys.argv)}
     write_report(args.json, report)
     if args.record_zoo:
-        record_zoo(results, args.threads, sizes)
+        record_zoo(results, figures, args.threads)
 
 
-def record_zoo(results: list[dict], threads: int | None, sizes: list[tuple[int, int]]) -> None:
-    """Write ``speed.json`` for each shipped model measured on both PyTorch (channels_last) and
-    ONNX Runtime: the figures at 768x512 (else the first size) and the faster backend."""
-    width, height = (768, 512) if (768, 512) in sizes else sizes[0]
+def measure_figures(entry: dict, onnx_paths: dict, paths: list[str], args) -> dict:  # noqa: ANN001
+    """Each path's figure on the model's benchmark set and its change from PyTorch fp32."""
+    psnr: dict[str, float] = {}
+    evaluation = ""
+    for path in paths:
+        job = {"path": path, "onnx": onnx_paths, "weights": entry["weights"]}
+        model = open_path(job | {"threads": args.threads})
+        psnr[path], evaluation = figure(model, model.descriptor, args.quick)
+        print(f"  {entry['name']} {path}: {psnr[path]:.4f} dB on {evaluation}", flush=True)
+    reference = psnr[REFERENCE]
+    change = {path: value - reference for path, value in psnr.items() if path != REFERENCE}
+    return {"evaluation": evaluation, "psnr": psnr, "fp32": reference, "change_db": change}
+
+
+def record_zoo(results: list[dict], figures: dict, threads: int | None) -> None:
+    """Write ``speed.json`` (MP/s per size and path) and ``precision.json`` (figure change per
+    path) for each measured shipped model."""
+    command = "python " + " ".join(sys.argv)
     for name in dict.fromkeys(r["model"] for r in results):
         zoo = shipped_model(name)
-        rates = {
-            r["backend"]: r["megapixels_per_s"]
-            for r in results
-            if (r["model"], r["width"], r["height"]) == (name, width, height)
-        }
-        if zoo is None or not {"channels_last", "onnxruntime"} <= set(rates):
+        if zoo is None:
             continue
-        faster = "torch" if rates["channels_last"] > rates["onnxruntime"] else "onnxruntime"
-        record = {"fastest_cpu_backend": faster, "image": f"{width}x{height}"}
-        record |= {"megapixels_per_s": rates, "threads": threads or torch.get_num_threads()}
+        rates: dict[str, dict[str, float]] = {}
+        for r in results:
+            if r["model"] == name:
+                size = f"{r['width']}x{r['height']}"
+                rates.setdefault(size, {})[r["path"]] = r["megapixels_per_s"]
+        record = {"megapixels_per_s": rates, "threads": threads or torch.get_num_threads()}
         record |= {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
-        record |= {"processor": machine()["processor"]}
-        record |= {"command": "python " + " ".join(sys.argv)}
+        record |= {"processor": machine()["processor"], "command": command}
         (zoo.folder / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {zoo.folder / 'speed.json'}: --backend auto takes {faster}")
+        if name in figures:
+            precision = figures[name] | {"command": command}
+            (zoo.folder / "precision.json").write_text(json.dumps(precision, indent=2) + "\n")
+        print(f"wrote {zoo.folder}/speed.json and precision.json")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from restorekit.descriptor import ModelDescriptor
 from restorekit.devices import resolve_device
 from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.memory import measure_bytes_per_pixel
-from restorekit.infer.predict import PRECISIONS, check_precision, torch_forward
+from restorekit.infer.predict import check_precision, to_precision, torch_forward
 from restorekit.infer.reach import measure_reach
 from restorekit.infer.tiling import DEFAULT_MAX_MEMORY
 from restorekit.nets.files import load_model_file
@@ -54,7 +54,11 @@ class RestorationModel(ArrayModel):
         reach = measure_reach(
             self.net, descriptor.in_channels, descriptor.size_multiple, dims, descriptor.net_scale
         )
-        self.net = self.net.to(PRECISIONS[precision])
+        side = descriptor.size_multiple * max(1, 32 // descriptor.size_multiple)
+        probe = torch.rand(1, descriptor.in_channels, *[side] * dims, device=self.device)
+        if self.channels_last:
+            probe = probe.contiguous(memory_format=torch.channels_last)
+        self.net = to_precision(self.net, precision, probe)
         bytes_per_pixel = measure_bytes_per_pixel(
             self.net, descriptor.in_channels, descriptor.size_multiple, dims
         )
