@@ -578,6 +578,7 @@ tiling_options = _stack(
     "stacks, written as TIFF in the input's dtype (--bit-depth 32: float32).",
 )
 @click.option("--tta", is_flag=True, help="Mean over the 8 flips/rotations in the YX plane.")
+@precision_option
 @device_option
 def denoise(
     inputs: tuple[Path, ...],

@@ -19,8 +19,7 @@ from restorekit.errors import ConfigError, ModelLoadError
 from restorekit.infer import backends
 from restorekit.infer.backends import onnx_status, open_model
 from restorekit.infer.memory import TORCH_FACTOR
-from restorekit.infer.onnx_backend import ONNXRUNTIME_FACTOR
-from restorekit.infer.onnx_backend import OnnxModel, load_onnx_model
+from restorekit.infer.onnx_backend import ONNXRUNTIME_FACTOR, OnnxModel, load_onnx_model
 from restorekit.infer.onnx_export import OnnxExportError, export_onnx
 from restorekit.io import read_image, sha256_file, write_image
 from restorekit.nets import build_net
@@ -186,15 +185,31 @@ def test_every_shipped_model_stores_float16_weights(model):
 
 
 @pytest.mark.parametrize("model", shipped_models(), ids=lambda m: m.name)
-def test_every_shipped_speed_record_names_its_faster_backend(model):
-    """zoo/NAME/speed.json (read by --backend auto): both backends measured, the faster named,
-    the command that measured it kept."""
-    speed = model.speed
-    assert speed is not None, f"measure it: python benchmarks/inference.py --model {model.name} "
+def test_every_shipped_model_has_its_speed_and_precision_records(model):
+    """zoo/NAME/speed.json and precision.json (read by auto): every path measured at 768x512
+    and 4000x3000 (int8 at the smaller), the figure change of each path against PyTorch fp32,
+    the machine and the command that measured them kept."""
+    speed, precision = model.speed, model.precision
+    assert speed is not None and precision is not None, (
+        f"measure them: python benchmarks/inference.py --model {model.name} --record-zoo"
+    )
     rates = speed["megapixels_per_s"]
-    faster = "torch" if rates["channels_last"] > rates["onnxruntime"] else "onnxruntime"
-    assert model.measured_backend == faster and speed["image"] == "768x512"
-    assert "benchmarks/inference.py" in speed["command"] and "--record-zoo" in speed["command"]
+    assert set(rates) == {"768x512", "4000x3000"}
+    assert set(rates["768x512"]) == {
+        "torch-fp32",
+        "torch-bf16",
+        "onnxruntime-fp32",
+        "onnxruntime-int8",
+    }
+    assert {"torch-fp32", "torch-bf16", "onnxruntime-fp32"} <= set(rates["4000x3000"])
+    assert all(rate > 0 for sized in rates.values() for rate in sized.values())
+    assert set(precision["change_db"]) == {"torch-bf16", "onnxruntime-fp32", "onnxruntime-int8"}
+    assert abs(precision["change_db"]["onnxruntime-fp32"]) < 1e-3  # the same float32 network
+    for record in (speed, precision):
+        assert (
+            "benchmarks/inference.py" in record["command"] and "--record-zoo" in record["command"]
+        )
+    assert speed["processor"]["model_name"]
 
 
 def test_the_repository_stays_small_enough_to_travel():
@@ -226,9 +241,7 @@ def test_auto_backend_takes_onnxruntime_for_a_shipped_model(zoo, onnx_path, monk
     monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")  # no GPU here
     chosen = open_model("tiny", device="cpu")
     assert chosen.name == "onnxruntime" and isinstance(chosen.model, OnnxModel)
-    assert chosen.describe() == (
-        "backend: onnxruntime (the shipped model's ONNX export, measured fastest on CPU)"
-    )
+    assert chosen.describe() == "backend: onnxruntime fp32 (the shipped model's ONNX export)"
     assert open_model(onnx_path, device="cpu").name == "onnxruntime"
     assert open_model("tiny", "onnx").name == "onnxruntime"
     for kwargs, reason in (
@@ -242,51 +255,88 @@ def test_auto_backend_takes_onnxruntime_for_a_shipped_model(zoo, onnx_path, monk
     assert chosen.name == "torch" and "not a shipped model" in chosen.reason
     with pytest.raises(ConfigError, match="runs on the CPU"):
         open_model("tiny", "onnx", device="cuda")
+    with pytest.raises(ConfigError, match="ONNX Runtime runs these models in fp32"):
+        open_model("tiny", "onnx", precision="bf16")
     listing = CliRunner().invoke(main, ["models", "--details"]).output
     assert "ONNX: exported from these weights, cached at" in listing
-    assert "--backend auto uses it" in listing
 
 
-def test_auto_backend_follows_the_model_s_measured_speed(zoo, monkeypatch):
-    monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")
-    record = {
-        "image": "768x512",
-        "megapixels_per_s": {"channels_last": 0.066, "onnxruntime": 0.057},
+SPEED = {
+    "768x512": {"torch-fp32": 0.74, "torch-bf16": 1.4, "onnxruntime-fp32": 0.97},
+    "4000x3000": {"torch-fp32": 0.5, "torch-bf16": 0.9, "onnxruntime-fp32": 1.2},
+}
+
+
+def write_records(zoo: ZooModel, bf16_change: float) -> None:
+    speed = {"megapixels_per_s": SPEED, "command": "python benchmarks/inference.py --record-zoo"}
+    (zoo.folder / "speed.json").write_text(json.dumps(speed))
+    precision = {
+        "evaluation": "Kodak24 gauss:25 (24 images x 1 draw)",
+        "fp32": 31.0,
+        "change_db": {"torch-bf16": bf16_change, "onnxruntime-fp32": 0.0},
     }
-    (zoo.folder / "speed.json").write_text(json.dumps({**record, "fastest_cpu_backend": "torch"}))
-    chosen = open_model("tiny", device="cpu")
-    assert chosen.name == "torch" and chosen.reason == (
-        "measured faster for this model on CPU: 0.066 vs 0.057 MP/s for ONNX Runtime at 768x512"
+    (zoo.folder / "precision.json").write_text(json.dumps(precision))
+
+
+def test_auto_takes_the_fastest_path_that_keeps_the_figures_for_the_image_size(zoo, monkeypatch):
+    """bf16 PyTorch is the fastest at 768x512 and ONNX Runtime at 4000x3000 (as measured for
+    n2v-bsd68's backends): auto follows the image size; a precision that moved the figure by
+    more than 0.02 dB is never taken; without native bf16 it is not considered."""
+    opened = []
+    monkeypatch.setattr(backends, "_torch", lambda *args: opened.append(args) or "a torch model")
+    monkeypatch.setattr(backends, "_bf16_runs_natively", lambda device: True)
+    write_records(zoo, bf16_change=-0.007)
+    small = open_model("tiny", device="cpu", pixels=640 * 480)
+    assert (small.name, small.precision) == ("torch", "bf16") and opened[-1][-1] == "bf16"
+    assert small.reason.startswith("measured fastest for this model at 768x512: 1.4 MP/s vs ")
+    assert "-0.007 dB on Kodak24" in small.reason
+    large = open_model("tiny", device="cpu", pixels=4000 * 3000)
+    assert (large.name, large.precision) == ("onnxruntime", "fp32")
+    assert "at 4000x3000: 1.2 MP/s vs 0.9 PyTorch bf16, 0.5 PyTorch fp32" in large.reason
+    forced = open_model("tiny", "torch", device="cpu", pixels=4000 * 3000)  # PyTorch's best
+    assert (forced.name, forced.precision) == ("torch", "bf16")
+    assert open_model("tiny", device="cpu", precision="fp32", pixels=640 * 480).name == (
+        "onnxruntime"
     )
-    assert open_model("tiny", "onnx").name == "onnxruntime"  # forcing still works
+    write_records(zoo, bf16_change=-0.03)  # moved the figure too much: never taken
+    small = open_model("tiny", device="cpu", pixels=640 * 480)
+    assert (small.name, small.precision) == ("onnxruntime", "fp32")
+    assert "not taken: PyTorch bf16 (-0.030 dB)" in small.reason
+    explicit = open_model("tiny", device="cpu", precision="bf16")  # asked for: done
+    assert (explicit.name, explicit.precision, explicit.reason) == (
+        "torch",
+        "bf16",
+        "--precision bf16",
+    )
+    monkeypatch.setattr(backends, "_bf16_runs_natively", lambda device: False)
+    write_records(zoo, bf16_change=-0.007)
+    small = open_model("tiny", device="cpu", pixels=640 * 480)
+    assert (small.name, small.precision) == ("onnxruntime", "fp32")
     listing = CliRunner().invoke(main, ["models", "--details"]).output
-    assert "PyTorch 0.066 MP/s, ONNX Runtime 0.057 MP/s (--backend auto: torch)" in listing
-    record["megapixels_per_s"] = {"channels_last": 0.081, "onnxruntime": 0.136}
-    (zoo.folder / "speed.json").write_text(
-        json.dumps({**record, "fastest_cpu_backend": "onnxruntime"})
+    assert "CPU MP/s at 768x512: PyTorch fp32 0.74, PyTorch bf16 1.4, ONNX Runtime fp32 0.97 " in (
+        listing
     )
-    chosen = open_model("tiny", device="cpu")
-    assert chosen.name == "onnxruntime" and chosen.reason.endswith(
-        "0.136 vs 0.081 MP/s for PyTorch at 768x512"
-    )
+    assert "(auto: PyTorch bf16)" in listing and "(auto: ONNX Runtime fp32)" in listing
+    assert "figure change vs fp32 on Kodak24" in listing
 
 
-def test_inference_benchmark_records_the_faster_backend_for_auto(zoo, monkeypatch):
+def test_inference_benchmark_records_speed_and_precision_for_auto(zoo, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     monkeypatch.setattr(backends, "_torch", lambda *args: "a torch model")
+    monkeypatch.setattr(backends, "_bf16_runs_natively", lambda device: True)
     from inference import record_zoo  # benchmarks/inference.py
 
-    rates = {"eager": 0.04, "channels_last": 0.07, "onnxruntime": 0.05}
     results = [
-        {"model": "tiny", "width": w, "height": h, "backend": b, "megapixels_per_s": r / w}
-        for w, h in ((768, 512), (4000, 3000))
-        for b, r in rates.items()
+        {"model": "tiny", "width": w, "height": h, "path": path, "megapixels_per_s": rate}
+        for (w, h), sized in (((768, 512), SPEED["768x512"]), ((4000, 3000), SPEED["4000x3000"]))
+        for path, rate in sized.items()
     ]
-    record_zoo(results, 2, [(4000, 3000), (768, 512)])
-    speed = json.loads((zoo.folder / "speed.json").read_text())
-    assert speed["fastest_cpu_backend"] == "torch" and speed["image"] == "768x512"
-    assert speed["megapixels_per_s"]["onnxruntime"] == 0.05 / 768
-    assert open_model("tiny", device="cpu").name == "torch"
+    figures = {"tiny": {"evaluation": "Kodak24", "fp32": 31.0, "change_db": {"torch-bf16": 0.01}}}
+    record_zoo(results, figures, 2)
+    assert zoo.speed["megapixels_per_s"] == SPEED and zoo.speed["threads"] == 2
+    assert zoo.precision["change_db"] == {"torch-bf16": 0.01}
+    assert zoo.speed["command"].startswith("python ")  # the command of this run
+    assert open_model("tiny", device="cpu", pixels=400 * 300).precision == "bf16"
 
 
 def test_new_shipped_weights_get_their_own_export_and_a_damaged_one_is_redone(

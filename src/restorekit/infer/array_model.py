@@ -117,16 +117,19 @@ class ArrayModel:
         """
         spatial = batch.shape[2:]
         scale = self.descriptor.net_scale
-        out_bytes = _OUTPUT_BYTES * self.descriptor.out_channels * scale ** len(spatial)
+        out_values = self.descriptor.out_channels * scale ** len(spatial)
+        # around the network, per tile pixel: its float32 input read, converted and stacked;
+        # its output and the output times the blending window
+        tile_io = 4 * (3 * batch.shape[1] + 2 * out_values)
         tile, batch_size = plan_tiles(
             batch.shape,
             self.descriptor.size_multiple,
-            self.bytes_per_pixel,
+            self.bytes_per_pixel + tile_io,
             self.tile,
             self.max_memory,
             self.overlap,
             self.batch_size,
-            out_bytes,
+            _OUTPUT_BYTES * out_values,
         )
         run = self.forward
         if ensemble:
