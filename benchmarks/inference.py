@@ -266,6 +266,12 @@ def main() -> None:
         help="sizes at which ONNX Runtime int8 is timed (default: the smallest; its figures "
         "are measured anyway)",
     )
+    parser.add_argument(
+        "--large-paths",
+        nargs="+",
+        choices=PATHS,
+        help="paths timed on images above 4 MP (default: all of --paths but int8)",
+    )
     parser.add_argument("--no-figures", action="store_true", help="speed and memory only")
     parser.add_argument(
         "--record-zoo",
@@ -313,7 +319,7 @@ def main() -> None:
             models.append(
                 entry | {"weights": "temporary" if entry["untrained"] else entry["weights"]}
             )
-            if not args.no_figures and not entry["untrained"]:
+            if not args.no_figures and not entry["untrained"] and DATA.is_dir():
                 figures[entry["name"]] = measure_figures(entry, onnx_paths, paths, args)
             for width, height in sizes:
                 channels = descriptor.in_channels  # grey models get grey images
@@ -323,12 +329,15 @@ def main() -> None:
                 for path in paths:
                     if path == "onnxruntime-int8" and (width, height) not in int8_sizes:
                         continue
+                    large = width * height > 4e6
+                    if large and args.large_paths is not None and path not in args.large_paths:
+                        continue
                     job = {"model": entry["name"], "weights": entry["weights"], "path": path}
                     job |= {"onnx": onnx_paths, "image": str(image_path)}
                     job |= {"out": str(folder / "output.png"), "max_memory": limit}
                     job |= {"width": width, "height": height, "threads": args.threads}
                     job |= {key: getattr(args, key) for key in ("warmup", "repeats")}
-                    if width * height > 4e6:  # large images: one timed run, no warm-up
+                    if large:  # one timed run, no warm-up
                         job |= {"warmup": 0, "repeats": 1}
                     results.append(run_child(job))
                     print(f"  {entry['name']} {width}x{height} {path}: "
@@ -361,6 +370,7 @@ def main() -> None:
         )
     settings = {key: getattr(args, key) for key in ("quick", "warmup", "repeats")}
     settings |= {"sizes": sizes, "paths": paths, "noise_sigma": SIGMA, "max_memory": limit}
+    settings |= {"large_paths": args.large_paths or paths}
     report = {**env, "settings": settings, "models": models, "results": results}
     report |= {"figures": figures, "command": "python " + " ".join(sys.argv)}
     write_report(args.json, report)

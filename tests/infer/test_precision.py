@@ -106,3 +106,8 @@ def test_paths_are_chosen_by_size_speed_and_figure_change():
     assert allowed("torch-fp32", {}) and allowed("torch-bf16", {"torch-bf16": 0.02})
     assert not allowed("torch-bf16", {"torch-bf16": -0.021})
     assert not allowed("onnxruntime-int8", {})
+    only_bf16_large = {
+        "megapixels_per_s": speed["megapixels_per_s"] | {"4000x3000": {"torch-bf16": 1.0}}
+    }
+    assert choose_path(only_bf16_large, precision, 12_000_000, {"torch-fp32"})[0] == "torch-fp32"
+    assert "at 768x512" in choose_path(only_bf16_large, precision, 12_000_000, {"torch-fp32"})[1]

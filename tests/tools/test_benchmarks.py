@@ -122,3 +122,36 @@ def test_a_benchmark_above_the_physical_peak_fails_without_writing(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 1 and "physical peak" in done.stderr, done.stderr
     assert not out.exists()
+
+
+def test_inference_benchmark_quick_run_measures_paths_memory_and_figures(tmp_path):
+    """benchmarks/inference.py on a tiny model: each path file to file, the whole process's
+    peak memory, the figure change per path (on 2 Kodak24 images when the data are here)."""
+    from restorekit.nets import build_net
+    from restorekit.nets.files import ModelDescriptor, save_model
+
+    torch.manual_seed(0)
+    net = build_net("unet-n2n", features=8)
+    descriptor = ModelDescriptor(
+        arch="unet-n2n", arch_args={"features": 8}, size_multiple=32, noise="gauss:25"
+    )
+    save_model(tmp_path / "tiny.safetensors", net, descriptor)
+    out = tmp_path / "inference.json"
+    command = [sys.executable, str(BENCHMARKS / "inference.py"), "--quick", "--threads", "1"]
+    command += ["--model", str(tmp_path / "tiny.safetensors"), "--sizes", "64x48", "--json"]
+    command += [str(out), "--paths", "torch-fp32", "onnxruntime-fp32"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    results = {r["path"]: r for r in report["results"]}
+    assert set(results) == {"torch-fp32", "onnxruntime-fp32"}
+    assert results["torch-fp32"]["ratio_to_torch_fp32"] == 1.0
+    for result in results.values():
+        assert result["megapixels_per_s"] > 0 and result["tiles"] == 1
+        assert 100 < result["peak_rss_mib"] < 2560  # the whole process, under the limit
+    if (BENCHMARKS.parents[1] / "shared" / "data" / "Kodak24").is_dir():
+        figures = report["figures"][str(tmp_path / "tiny.safetensors")]
+        assert abs(figures["change_db"]["onnxruntime-fp32"]) < 1e-3
+    else:  # no benchmark data on this machine: speed and memory only
+        assert report["figures"] == {}
+    assert report["machine"]["processor"]["model_name"] is not None

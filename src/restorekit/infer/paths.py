@@ -13,7 +13,8 @@ benchmarks/inference.py --record-zoo``, decide:
 
 :func:`choose_path` takes, among the paths this machine can run, those whose figure moved at
 most :data:`FIGURE_TOLERANCE_DB` (fp32 paths always qualify), the fastest at the measured size
-nearest the image's pixel count, and says why in one line. No torch here.
+nearest the image's pixel count (the next nearest where none was measured there), and says why
+in one line. No torch here.
 """
 
 from __future__ import annotations
@@ -48,9 +49,13 @@ def size_pixels(size: str) -> int:
 
 def nearest_size(sizes: Collection[str], pixels: int | None) -> str:
     """The measured size (``"WxH"``) nearest ``pixels`` in ratio; the smallest when None."""
+    return min(sizes, key=lambda size: _distance(size, pixels))
+
+
+def _distance(size: str, pixels: int | None) -> float:
     if pixels is None:
-        return min(sizes, key=size_pixels)
-    return min(sizes, key=lambda size: abs(math.log(size_pixels(size) / max(pixels, 1))))
+        return size_pixels(size)
+    return abs(math.log(size_pixels(size) / max(pixels, 1)))
 
 
 def figure_changes(precision: dict[str, Any] | None) -> dict[str, float]:
@@ -75,11 +80,14 @@ def choose_path(
 ) -> tuple[str, str]:
     """The fastest allowed path among ``available`` for an image of ``pixels`` pixels, and why
     (one line naming the rates, the size they were measured at and the figure's change)."""
-    size = nearest_size(speed["megapixels_per_s"], pixels)
-    rates = speed["megapixels_per_s"][size]
     changes = figure_changes(precision)
-    candidates = [p for p in rates if p in available and allowed(p, changes)]
-    if not candidates:
+    by_nearness = sorted(speed["megapixels_per_s"], key=lambda size: _distance(size, pixels))
+    for size in by_nearness:  # a size where some runnable, allowed path was measured
+        rates = speed["megapixels_per_s"][size]
+        candidates = [p for p in rates if p in available and allowed(p, changes)]
+        if candidates:
+            break
+    else:
         raise ValueError(f"no measured path among {sorted(available)}")
     best = max(candidates, key=lambda p: rates[p])
     others = sorted((p for p in candidates if p != best), key=lambda p: -rates[p])
