@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 KODIM01 = DATA / "Kodak24" / "kodim01.png"
 CALIBRATION = DATA / "BSD200_train"  # training images: int8 calibration never sees a test image
+CALIBRATION_GREY = DATA / "Train400"  # grey training images (180 x 180) for grey models
 REFERENCE = "torch-fp32"
 PATHS = ("torch-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8")
 SIZES = {False: [(768, 512), (4000, 3000)], True: [(128, 96), (400, 300)]}  # width, height
@@ -166,9 +167,11 @@ def models_to_measure(names: list[str] | None, folder: Path) -> list[dict]:
 
 
 def calibration_batches(descriptor: ModelDescriptor, quick: bool) -> list[np.ndarray]:
-    """1 x C x H x W float32 network inputs cut from training images (BSD200_train): noisy as
-    the model's noise for denoisers, bicubic-downscaled for upscalers."""
-    paths = list_images(CALIBRATION)[: 2 if quick else CALIBRATION_CROPS]
+    """1 x C x H x W float32 network inputs cut from training images (BSD200_train, Train400
+    for grey models): noisy as the model's noise for denoisers, bicubic-downscaled for
+    upscalers."""
+    folder = CALIBRATION if descriptor.in_channels == 3 else CALIBRATION_GREY
+    paths = list_images(folder)[: 2 if quick else CALIBRATION_CROPS]
     noise = parse_noise(descriptor.noise) if descriptor.noise else None
     batches = []
     for index, image in enumerate(load_images(paths, descriptor.in_channels)[0]):
