@@ -411,10 +411,10 @@ def test_eval_with_ensemble_scores_the_same_on_both_backends(x2_run, photos, tmp
     monkeypatch.chdir(tmp_path)  # "tiny-x2" is a name, not a path
     reports = {}
     for backend, said in (
-        ("torch", "backend: torch (--backend torch; --ensemble runs on either backend)"),
+        ("torch", "backend: torch fp32 (--backend torch; --ensemble runs on either backend)"),
         (
             "auto",
-            "backend: onnxruntime (the shipped model's ONNX export, measured fastest on CPU; ",
+            "backend: onnxruntime fp32 (the shipped model's ONNX export; ",
         ),
     ):
         out = tmp_path / f"{backend}.json"

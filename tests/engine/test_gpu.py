@@ -325,7 +325,8 @@ def test_reduced_precision_inference_on_the_device_stays_close_to_fp32(model_fil
             model = load_model(model_files[name], device=str(device), precision=precision)
             out = _apply(model, image)
             difference = np.abs(out - reference).max()
-            assert 0 < difference < 0.03, (precision, difference)
+            scale = max(1.0, float(np.abs(reference).max()))  # random weights: any range
+            assert 0 < difference < 0.03 * scale, (precision, difference, scale)
             model.tile = TILES[name]
             np.testing.assert_allclose(_apply(model, image), out, atol=2e-2, err_msg=precision)
 

@@ -373,9 +373,9 @@ def test_denoise_command_says_which_backend_it_chose(zoo, tmp_path, astronaut):
     write_image(tmp_path / "in" / "a.png", astronaut[:40, :50])
     runner = CliRunner()
     for extra, said in (
-        ([], "backend: onnxruntime (the shipped model's ONNX export"),
-        (["--tta"], "backend: torch (--tta given)"),
-        (["--backend", "onnx", "--tta"], "backend: onnxruntime (--backend onnx"),
+        ([], "backend: onnxruntime fp32 (the shipped model's ONNX export"),
+        (["--tta"], "backend: torch fp32 (--tta given)"),
+        (["--backend", "onnx", "--tta"], "backend: onnxruntime fp32 (--backend onnx"),
     ):
         args = ["denoise", "in", "-o", "out", "--model", "tiny", "--device", "cpu", "--overwrite"]
         args += extra
@@ -397,9 +397,13 @@ def test_eval_scores_the_same_on_both_backends(zoo, onnx_path, photo_folder, tmp
     common = ["--data", str(photo_folder), "--repeats", "2", "--device", "cpu"]
     reports = {}
     for name, said, args in (
-        ("torch", "backend: torch (--backend torch)", ["--model", "tiny", "--backend", "torch"]),
-        ("auto", "backend: onnxruntime (the shipped model's ONNX", ["--model", "tiny"]),
-        ("file", "backend: onnxruntime (an .onnx model file)", ["--model", str(onnx_path)]),
+        (
+            "torch",
+            "backend: torch fp32 (--backend torch)",
+            ["--model", "tiny", "--backend", "torch"],
+        ),
+        ("auto", "backend: onnxruntime fp32 (the shipped model's ONNX", ["--model", "tiny"]),
+        ("file", "backend: onnxruntime fp32 (an .onnx model file)", ["--model", str(onnx_path)]),
     ):
         output, reports[name] = _eval_json(runner, tmp_path, name, *args, *common)
         assert output.startswith(said) and "Before denoise: Average PSNR_b" in output, output

@@ -164,10 +164,10 @@ def test_upscale_command_on_each_backend(exported, tmp_path, astronaut):
     runner = CliRunner()
     outputs = {}
     for backend, model, said in (
-        ("torch", "x2.safetensors", "backend: torch (--backend torch)"),
-        ("onnx", "x2.onnx", "backend: onnxruntime (an .onnx model file)"),
-        ("auto", "x2.onnx", "backend: onnxruntime (an .onnx model file)"),
-        ("auto", "x2.safetensors", "backend: torch (not a shipped model nor an .onnx file)"),
+        ("torch", "x2.safetensors", "backend: torch fp32 (--backend torch)"),
+        ("onnx", "x2.onnx", "backend: onnxruntime fp32 (an .onnx model file)"),
+        ("auto", "x2.onnx", "backend: onnxruntime fp32 (an .onnx model file)"),
+        ("auto", "x2.safetensors", "backend: torch fp32 (not a shipped model nor an .onnx file)"),
     ):
         out = tmp_path / f"{backend}-{model}"
         args = ["upscale", str(tmp_path / "in"), "-o", str(out), "--model", str(folder / model)]

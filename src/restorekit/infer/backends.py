@@ -99,9 +99,9 @@ def open_model(
             chosen_backend, chosen_precision = split_path(path)
             if chosen_backend == "onnxruntime":
                 opened = _shipped_onnx(zoo, tile, tiling, reason)
-                if opened is not None:
+                if isinstance(opened, Backend):
                     return opened
-                why_torch = "no ONNX export"
+                why_torch = opened
             else:
                 model = _torch(name, device, tile, tiling, chosen_precision)
                 if why_torch is not None and chosen_precision == "fp32":
@@ -109,9 +109,9 @@ def open_model(
                 return Backend(model, "torch", reason, chosen_precision)
     if why_torch is None and zoo is not None:
         opened = _shipped_onnx(zoo, tile, tiling, "the shipped model's ONNX export")
-        if opened is not None:
+        if isinstance(opened, Backend):
             return opened
-        why_torch = "no ONNX export"
+        why_torch = opened
     return Backend(_torch(name, device, tile, tiling, "fp32"), "torch", why_torch or "")
 
 
@@ -145,13 +145,13 @@ def _forced_onnx(
     return Backend(model, "onnxruntime", "--backend onnx: the shipped model's ONNX export")
 
 
-def _shipped_onnx(zoo: ZooModel, tile: int | None, tiling: dict, reason: str) -> Backend | None:
-    """The shipped model's export on ONNX Runtime, or None where it cannot be made (e.g. an
+def _shipped_onnx(zoo: ZooModel, tile: int | None, tiling: dict, reason: str) -> Backend | str:
+    """The shipped model's export on ONNX Runtime, or why it cannot be made (e.g. an
     unwritable cache: PyTorch still runs the model)."""
     try:
         model = _onnx(cached_onnx(zoo.weights), tile, tiling)
-    except ModelLoadError:
-        return None
+    except ModelLoadError as error:
+        return f"no ONNX export: {error}"
     return Backend(model, "onnxruntime", reason)
 
 
