@@ -12,32 +12,16 @@ from restorekit.errors import ConfigError
 from restorekit.infer import predict
 from restorekit.infer.paths import allowed, choose_path, nearest_size
 from restorekit.io import read_image, write_image
-from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
 
 needs_bf16 = pytest.mark.skipif(
     not predict.cpu_has_native_bf16(), reason="this CPU has no native bf16"
 )
 
 
-@pytest.fixture(scope="module", params=["unet-n2n", "edsr"])
-def model_path(request, tmp_path_factory):
-    torch.manual_seed(0)
-    arch = request.param
-    if arch == "edsr":
-        args = {"n_blocks": 2, "features": 16, "scale": 2}
-        net = build_net(arch, **args)
-        facts = {"task": "upscale", "scale": 2, "method": "sr"}
-    else:
-        net = build_net(arch, features=8)
-        args = {"features": 8}
-        facts = {"noise": "gauss:25", "method": "ne2ne"}
-    descriptor = ModelDescriptor(
-        arch=arch, arch_args=args, size_multiple=net.size_multiple, **facts
-    )
-    path = tmp_path_factory.mktemp(arch) / "model.safetensors"
-    save_model(path, net, descriptor)
-    return path
+@pytest.fixture(params=["denoise", "upscale"])
+def model_path(request, tiny_model_files):
+    """Untrained tiny models (conftest): a unet-n2n denoiser and an EDSR x2 upscaler."""
+    return tiny_model_files[request.param]
 
 
 @needs_bf16
@@ -74,7 +58,7 @@ def test_a_precision_the_device_cannot_run_well_is_refused(model_path, monkeypat
 
 @needs_bf16
 def test_the_command_line_says_which_precision_ran(model_path, tmp_path):
-    descriptor_task = "upscale" if "edsr" in str(model_path) else "denoise"
+    descriptor_task = "upscale" if model_path.stem == "up" else "denoise"
     image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     write_image(tmp_path / "in.png", image)
     args = [descriptor_task, str(tmp_path / "in.png"), "-o", str(tmp_path / "out")]

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
 from restorekit.errors import ConfigError, ImageFormatError
@@ -19,8 +18,6 @@ from restorekit.infer.process_memory import working_budget
 from restorekit.infer.tiling import ArraySource, pad_to_multiple, tiled_apply, tiled_blocks
 from restorekit.io import read_image, write_image
 from restorekit.io.streaming import held_bytes, write_image_rows
-from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
 
 
 def box_filter(batch: np.ndarray) -> np.ndarray:
@@ -34,19 +31,8 @@ def box_filter(batch: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = build_net("unet-n2n", features=8)
-    descriptor = ModelDescriptor(
-        arch="unet-n2n",
-        arch_args={"in_channels": 3, "out_channels": 3, "features": 8},
-        size_multiple=net.size_multiple,
-        noise="gauss:25",
-        method="ne2ne",
-    )
-    path = tmp_path_factory.mktemp("model") / "model.safetensors"
-    save_model(path, net, descriptor)
-    return path
+def tiny_model(tiny_model_files):
+    return tiny_model_files["denoise"]  # an untrained 8-feature unet-n2n (conftest)
 
 
 def test_blocks_come_in_order_band_by_band_and_equal_the_whole():
