@@ -92,21 +92,19 @@ def open_model(
     torch_only = backend == "torch"
     why_torch = "--backend torch" if torch_only else _why_torch(name, device, torch_options)
     available = _available(device, why_torch is None, precision)
-    if zoo is not None and zoo.speed and "megapixels_per_s" in zoo.speed:
-        rates = zoo.speed["megapixels_per_s"]
-        if all(isinstance(v, dict) for v in rates.values()):
-            path, reason = choose_path(zoo.speed, zoo.precision, pixels, available)
-            chosen_backend, chosen_precision = split_path(path)
-            if chosen_backend == "onnxruntime":
-                opened = _shipped_onnx(zoo, tile, tiling, reason)
-                if isinstance(opened, Backend):
-                    return opened
-                why_torch = opened
-            else:
-                model = _torch(name, device, tile, tiling, chosen_precision)
-                if why_torch is not None and chosen_precision == "fp32":
-                    reason = why_torch
-                return Backend(model, "torch", reason, chosen_precision)
+    if zoo is not None and zoo.speed:
+        path, reason = choose_path(zoo.speed, zoo.precision, pixels, available)
+        chosen_backend, chosen_precision = split_path(path)
+        if chosen_backend == "onnxruntime":
+            opened = _shipped_onnx(zoo, tile, tiling, reason)
+            if isinstance(opened, Backend):
+                return opened
+            why_torch = opened
+        else:
+            model = _torch(name, device, tile, tiling, chosen_precision)
+            if why_torch is not None and chosen_precision == "fp32":
+                reason = why_torch
+            return Backend(model, "torch", reason, chosen_precision)
     if why_torch is None and zoo is not None:
         opened = _shipped_onnx(zoo, tile, tiling, "the shipped model's ONNX export")
         if isinstance(opened, Backend):

@@ -68,12 +68,8 @@ def write_image_rows(
         write_image(path, image, alpha)
         return
     with_alpha = _with_alpha(_checked(rows, shape, dtype), alpha)
-    if kind == "PNG":
-        atomic_write(path, lambda tmp: _write_png(tmp, shape, dtype, with_alpha, alpha is not None))
-    else:
-        atomic_write(
-            path, lambda tmp: _write_tiff(tmp, shape, dtype, with_alpha, alpha is not None)
-        )
+    write = _write_png if kind == "PNG" else _write_tiff
+    atomic_write(path, lambda tmp: write(tmp, shape, dtype, with_alpha, alpha is not None))
 
 
 def _checked(rows: Rows, shape: tuple[int, int, int], dtype: np.dtype) -> Rows:
