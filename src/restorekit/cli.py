@@ -575,7 +575,8 @@ tiling_options = _stack(
 @click.option(
     "--axes",
     help="TIFF stacks / volumes laid out as AXES (e.g. SZYX, ZYX, SCYX, YXC): denoised as "
-    "stacks, written as TIFF in the input's dtype (--bit-depth 32: float32).",
+    "stacks, written in the input's format and dtype (--bit-depth 32: float32). zarr stores are "
+    "always stacks; OME-Zarr and OME-TIFF name their own axes (then leave --axes out).",
 )
 @click.option("--tta", is_flag=True, help="Mean over the 8 flips/rotations in the YX plane.")
 @precision_option
@@ -600,31 +601,33 @@ def denoise(
     input_scale: float | None,
 ) -> None:
     """Denoise image files and folders; outputs keep each input's format and bit depth unless
-    --format / --bit-depth say otherwise. With --axes: TIFF stacks and volumes.
+    --format / --bit-depth say otherwise. With --axes, or for zarr stores: stacks and volumes
+    (TIFF, OME-TIFF, zarr, OME-Zarr), zarr read and written chunk by chunk.
 
     Nothing is replaced without --overwrite: outputs that exist, inputs (-o naming their
     folder) and two inputs of the same output name stop the command before any work."""
     from tqdm import tqdm
 
-    from restorekit.data.stacks import list_stacks
+    from restorekit.data.stacks import holds_zarr, list_stacks
     from restorekit.infer.backends import open_model
     from restorekit.infer.files import FileOptions, restore_file
     from restorekit.io import list_images
 
-    if axes is not None and input_scale is not None:
+    stacks = axes is not None or holds_zarr(list(inputs))
+    if stacks and input_scale is not None:
         raise click.UsageError("--input-scale is for images; stacks are scaled by their type")
-    if axes is not None and bit_depth not in (None, "32"):
+    if stacks and bit_depth not in (None, "32"):
         raise click.UsageError(
             "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
         )
-    if axes is not None:  # stacks keep their name (TIFF)
+    if stacks:  # stacks keep their name (TIFF, zarr)
         plan = _plan(list_stacks(list(inputs)), out, None, overwrite, skip_existing)
     else:
         plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
     if not plan.outputs:
         click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")
         return
-    torch_options = [name for name, given in (("--tta", tta), ("--axes", axes)) if given]
+    torch_options = [name for name, given in (("--tta", tta), ("a stack", stacks)) if given]
     limit = DEFAULT_PROCESS_MEMORY if max_memory is None else max_memory
     pixels = _largest(plan)
     chosen = open_model(
@@ -634,7 +637,7 @@ def denoise(
         raise click.UsageError(f"{model_name} is an upscaling model; use `restorekit upscale`")
     click.echo(chosen.describe())
     _start_writing(plan)
-    if axes is not None:
+    if stacks:
         _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going, limit)
         return
     model = chosen.model
@@ -751,7 +754,7 @@ def _denoise_stacks(
     plan: OutputPlan,
     bit_depth: str | None,
     model: ArrayModel,
-    axes: str,
+    axes: str | None,
     tta: bool,
     keep_going: bool,
     limit: float,

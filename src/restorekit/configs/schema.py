@@ -109,6 +109,11 @@ class UNetNe2NeConfig(_Section):
     in_channels: int = Field(3, ge=1, le=4)
     out_channels: int = Field(3, ge=1, le=4)
     features: int = Field(48, ge=4, le=512, description="encoder feature count")
+    init: Literal["he", "authors"] = Field(
+        "he",
+        description="initial weights: he (default; learns from the first steps) or authors "
+        "(He x 0.1 as their code: slow at first; see restorekit.nets.unet_ne2ne)",
+    )
 
     @property
     def size_multiple(self) -> int:

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from restorekit import dihedral
 from restorekit.errors import ConfigError, ImageFormatError, ImageReadError
 from restorekit.io.stacks import STACK_EXTENSIONS, read_stack
+from restorekit.io.zarr_stacks import is_zarr
 from restorekit.normalization import Normalization
 from restorekit.pixels import to_unit
 from restorekit.randomness import derive_seed
@@ -31,13 +32,20 @@ STATS_BUDGET = 1 << 22
 
 
 def list_stacks(sources: list[Path]) -> list[Path]:
-    """TIFF files given directly or found (sorted, not recursively) in folders."""
+    """Stacks given directly (TIFF files, zarr stores) or found (sorted, not recursively) in
+    folders: TIFF files and zarr stores."""
     files: list[Path] = []
     for source in sources:
-        if source.is_dir():
-            found = sorted(p for p in source.iterdir() if p.suffix.lower() in STACK_EXTENSIONS)
+        if is_zarr(source):
+            files.append(source)
+        elif source.is_dir():
+            found = sorted(
+                p for p in source.iterdir() if p.suffix.lower() in STACK_EXTENSIONS or is_zarr(p)
+            )
             if not found:
-                raise ImageReadError(f"{source}: no TIFF stacks (.tif, .tiff) in this folder")
+                raise ImageReadError(
+                    f"{source}: no stacks (TIFF .tif/.tiff, zarr stores) in this folder"
+                )
             files += found
         elif source.is_file():
             files.append(source)
@@ -46,7 +54,12 @@ def list_stacks(sources: list[Path]) -> list[Path]:
     return files
 
 
-def load_stacks(sources: list[Path], axes: str, channels: int) -> list[np.ndarray]:
+def holds_zarr(sources: list[Path]) -> bool:
+    """Whether any source is a zarr store or a folder holding one (then they are stacks)."""
+    return any(is_zarr(p) or (p.is_dir() and any(is_zarr(q) for q in p.iterdir())) for p in sources)
+
+
+def load_stacks(sources: list[Path], axes: str | None, channels: int) -> list[np.ndarray]:
     """The stacks as canonical arrays (memory-mapped when possible); C must equal ``channels``."""
     paths = list_stacks(sources)
     stacks = [read_stack(path, axes) for path in paths]
@@ -127,11 +140,10 @@ def _random_patch(
     rng: np.random.Generator,
 ) -> np.ndarray:
     k, s = slices[int(rng.integers(len(slices)))]
-    volume = stacks[k][s]
-    sizes = zip(volume.shape[1:], patch_shape, strict=True)
+    sizes = zip(stacks[k].shape[2:], patch_shape, strict=True)
     region = [slice(a, a + p) for a, p in ((int(rng.integers(0, n - p + 1)), p) for n, p in sizes)]
-    index: tuple[slice, ...] = (slice(None), *region)
-    return _unit(volume[index])
+    index: tuple[int | slice, ...] = (s, slice(None), *region)
+    return _unit(np.asarray(stacks[k][index]))
 
 
 class StackPatchDataset(Dataset):

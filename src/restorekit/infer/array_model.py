@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -27,6 +28,7 @@ from restorekit.descriptor import ModelDescriptor
 from restorekit.errors import ImageFormatError, ModelLoadError
 from restorekit.infer.arrays import Blocks, apply_to_image, image_rows
 from restorekit.infer.ensemble import self_ensemble
+from restorekit.infer.process_memory import release_freed_memory
 from restorekit.infer.tiling import (
     DEFAULT_MAX_MEMORY,
     DEFAULT_OVERLAP,
@@ -35,7 +37,13 @@ from restorekit.infer.tiling import (
     plan_tiles,
     tiled_blocks,
 )
-from restorekit.io.axes import from_canonical, to_canonical
+from restorekit.io.axes import (
+    SliceView,
+    from_canonical,
+    parse_axes,
+    planes_as_slices,
+    to_canonical,
+)
 from restorekit.io.checks import check_image, check_stack, warn
 from restorekit.io.stacks import check_finite
 from restorekit.normalization import Normalization
@@ -107,7 +115,7 @@ class ArrayModel:
         assert out is not None
         return out
 
-    def blocks(self, batch: np.ndarray, ensemble: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self, batch: Any, ensemble: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """:meth:`predict` as finished blocks of output rows, ``(first_row, N x C' x rows x
         ...)`` float32 (:func:`restorekit.infer.tiling.tiled_blocks`).
 
@@ -236,35 +244,54 @@ class ArrayModel:
         [0, 1] for a model without normalisation raise InputScaleError; a constant stack or
         12-bit data in uint16 emit an InputWarning.
         """
-        self.require_task("denoise")
+        axes = self.stack_axes(axes)
         canonical = to_canonical(np.asanyarray(array), axes)
-        check_finite(canonical, "stack")
+        self.check_stack(canonical, axes, check, where)
+        out_dtype = np.dtype(dtype or canonical.dtype)
+        result = np.empty(canonical.shape, out_dtype)
+        for s, row, block in self.stack_blocks(canonical, ensemble, out_dtype):
+            result[s, :, row : row + block.shape[2]] = block[0]
+        return from_canonical(result, axes, np.shape(array))
+
+    def stack_axes(self, axes: str) -> str:
+        """The axes a stack is read with: a 2D model takes the Z planes of a volume as slices
+        (:func:`restorekit.io.axes.planes_as_slices`); a 3D model takes them as they are."""
+        return planes_as_slices(axes) if self.descriptor.dims == 2 else parse_axes(axes)
+
+    def check_stack(self, canonical: Any, axes: str, check: bool, where: str) -> None:
+        """Refuse a canonical stack this model cannot denoise (NaN or infinite values, channel
+        count, 2D / 3D); ``check``: also :func:`restorekit.io.checks.check_stack`'s warnings."""
+        self.require_task("denoise")
+        check_finite(canonical, where)
         if check:
             warn(check_stack(canonical, where, self.normalization is not None))
         if canonical.shape[1] != self.descriptor.in_channels:
             raise ImageFormatError(
-                f"the stack has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
+                f"{where} has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
                 f"{self.descriptor.in_channels}"
             )
         dims = self.descriptor.dims
         if canonical.ndim - 2 != dims:
             raise ImageFormatError(
-                f"this model is {dims}D: give axes "
-                + (
-                    "with Z (e.g. ZYX, SZYX)"
-                    if dims == 3
-                    else "without Z (e.g. YX, SYX); a Z stack is denoised slice by slice with S"
-                )
+                f"this model is 3D: it denoises volumes, laid out with a Z axis (e.g. ZYX, "
+                f"SZYX), not axes {axes}"
             )
-        out = np.empty(canonical.shape, np.float32)
+
+    def stack_blocks(
+        self, canonical: Any, ensemble: bool, dtype: DTypeLike
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """A checked canonical stack (any array-like: a memory map, a lazy zarr view) denoised
+        as ``(s, first_row, block)``: blocks of finished rows (first spatial axis) of S slice
+        ``s``, 1 x C x rows x ... in ``dtype`` (float: on the input's value scale). Each slice
+        is read tile by tile, so only the tiles and one band of rows are held."""
+        in_dtype, out_dtype = np.dtype(canonical.dtype), np.dtype(dtype)
         for s in range(canonical.shape[0]):
-            out[s : s + 1] = self.predict(to_unit(canonical[s : s + 1]), ensemble)
-        out_dtype = np.dtype(dtype or canonical.dtype)
-        if out_dtype.kind == "f":  # float output on the input's scale
-            result = (out * unit_scale(canonical.dtype)).astype(out_dtype)
-        else:
-            result = from_unit(out, out_dtype)
-        return from_canonical(result, axes, np.shape(array))
+            release_freed_memory()  # each slice starts from what is really held
+            for row, block in self.blocks(SliceView(canonical, s), ensemble):
+                if out_dtype.kind == "f":  # float output on the input's scale
+                    yield s, row, (block * unit_scale(in_dtype)).astype(out_dtype)
+                else:
+                    yield s, row, from_unit(block, out_dtype)
 
     def require_task(self, task: str) -> None:
         have = self.descriptor.task

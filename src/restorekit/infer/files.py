@@ -1,5 +1,6 @@
-"""One image file (or TIFF stack) through a model, as ``restorekit denoise`` / ``upscale`` and
-the web app (:mod:`restorekit.serve`) both do it, so that their results are the same bytes.
+"""One image file (or stack: TIFF, zarr) through a model, as ``restorekit denoise`` /
+``upscale`` and the web app (:mod:`restorekit.serve`) both do it, so that their results are the
+same bytes.
 
 The file is read (:func:`restorekit.io.read_image`: format, bit depth, alpha, EXIF), divided
 by ``input_scale`` if given, checked (:mod:`restorekit.io.checks`: the warnings are returned),
@@ -14,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from restorekit.errors import ImageFormatError
 from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.arrays import upscale_alpha
-from restorekit.infer.process_memory import working_budget
+from restorekit.infer.process_memory import STACK_SLACK, working_budget
 from restorekit.io import convert_depth, read_image, read_tiff, write_stack
+from restorekit.io.axes import CanonicalView
 from restorekit.io.checks import check_image, from_input_scale, to_input_scale
+from restorekit.io.stacks import read_ome_tiff
 from restorekit.io.streaming import Rows, held_bytes, write_image_rows
+from restorekit.io.zarr_stacks import ZarrStackWriter, is_zarr, open_zarr_stack
 
 
 @dataclass(frozen=True)
@@ -104,27 +109,72 @@ def restore_stack(
     model: ArrayModel,
     source: Path,
     target: Path,
-    axes: str,
+    axes: str | None,
     ensemble: bool = False,
     float32: bool = False,
     in_place: bool = False,
     memory_limit: float | None = None,
 ) -> None:
-    """Denoise the TIFF stack or volume ``source`` (laid out as ``axes``, e.g. SYX, ZYX) into
-    ``target``, in the input's dtype (``float32``: float32 on the input's value scale).
-    ``in_place``: ``target`` is ``source``, read whole before its result replaces it.
-    ``memory_limit``: as in :class:`FileOptions` (the stack's float32 result is held whole)."""
+    """Denoise the stack or volume ``source`` (a TIFF or a zarr store laid out as ``axes``, e.g.
+    SYX, ZYX; None: the axes its OME metadata names) into ``target``, in the input's dtype
+    (``float32``: float32 on the input's value scale), keeping its OME axes, units and pixel
+    sizes. ``memory_limit``: as in :class:`FileOptions`.
+
+    A zarr store is read tile by tile and written chunk by chunk (:func:`restore_zarr_stack`):
+    memory is bounded whatever its size. A TIFF's result is held whole in the output dtype
+    (``in_place``: ``target`` is ``source``, read whole before its result replaces it)."""
+    if is_zarr(source):
+        restore_zarr_stack(model, source, target, axes, ensemble, float32, memory_limit)
+        return
+    ome = read_ome_tiff(source)
+    if ome is not None:
+        axes = ome.layout.agree(axes, str(source))
+    if axes is None:
+        raise ImageFormatError(f"{source}: give the TIFF stack's layout with --axes")
     stack = read_tiff(source)  # memory-mapped when it can be
     if in_place:
         stack = np.array(stack)
-    dtype = np.float32 if float32 else None
+    dtype = np.dtype(np.float32 if float32 else stack.dtype)
     budget = model.max_memory
     if memory_limit is not None:
-        out_size = stack.size * (4 + np.dtype(dtype or stack.dtype).itemsize)
-        model.max_memory = working_budget(memory_limit, out_size, str(source))
+        model.max_memory = working_budget(memory_limit, stack.size * dtype.itemsize, str(source))
     try:
         denoised = model.denoise_stack(stack, axes, ensemble, dtype, where=str(source))
     finally:
         model.max_memory = budget
     del stack
-    write_stack(target, denoised)
+    write_stack(target, denoised, ome)
+
+
+def restore_zarr_stack(
+    model: ArrayModel,
+    source: Path,
+    target: Path,
+    axes: str | None = None,
+    ensemble: bool = False,
+    float32: bool = False,
+    memory_limit: float | None = None,
+) -> None:
+    """Denoise the zarr store ``source`` into a zarr store ``target`` (OME-Zarr for OME-Zarr,
+    same axes, chunks and scales), one S slice at a time, tile by tile: the process holds the
+    tiles, one band of output rows and the chunks being written, never the stack. ``target``
+    replaces what was there only once complete; it may be ``source`` itself (the input is read
+    until the new store moves into place)."""
+    stack = open_zarr_stack(source, axes)
+    axes = model.stack_axes(stack.layout.axes)
+    canonical = CanonicalView(stack.array, axes)
+    model.check_stack(canonical, axes, True, str(source))
+    dtype = np.dtype(np.float32 if float32 else canonical.dtype)
+    budget = model.max_memory
+    if memory_limit is not None:
+        chunk_bytes = int(np.prod(stack.chunks)) * max(dtype.itemsize, canonical.dtype.itemsize)
+        left = working_budget(memory_limit, 4 * chunk_bytes, str(source))
+        model.max_memory = left * STACK_SLACK
+    try:
+        with ZarrStackWriter(target, stack, tuple(stack.array.shape), dtype) as writer:
+            output = CanonicalView(writer.array, axes)
+            for s, row, block in model.stack_blocks(canonical, ensemble, dtype):
+                output[s, :, row : row + block.shape[2]] = block[0]
+            writer.finish()
+    finally:
+        model.max_memory = budget

@@ -10,6 +10,7 @@ writer will hold (:func:`restorekit.io.streaming.held_bytes`).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 from pathlib import Path
@@ -22,6 +23,50 @@ DEFAULT_PROCESS_MEMORY = int(2.5 * 1024**3)
 
 MIN_WORKING_BUDGET = 64 * 1024**2
 """Below this the tiles would be too small to be worth running; the limit is refused."""
+
+STACK_SLACK = 0.7
+"""The share of the working budget a stack's tiles are planned for: zarr decodes and encodes
+chunks in its own threads, whose buffers come and go beside the tiles, and the allocator keeps
+some freed blocks from tile to tile. Measured (1024 x 1024 float64 slices, zarr in and out, a
+tiny U-Net, 450 MiB limit, 95 MiB left after the runtime): the resident memory crept up by 30
+to 50 MiB over a slice's tiles; planned for 85 % the peak was 410 to 471 MiB from run to run."""
+
+MMAP_THRESHOLD = 4 * 1024**2
+"""Allocations from this size up are mapped and unmapped on their own (see
+:func:`bound_allocator`)."""
+
+
+def bound_allocator() -> None:
+    """Keep freed tensors from staying resident (glibc only; elsewhere nothing).
+
+    glibc raises its mmap threshold to the largest block freed (up to 32 MiB), after which
+    tile-sized tensors come from the heap, and it returns the heap's free top only beyond twice
+    that: a run of tiles kept up to 64 MiB that it no longer used (measured: peak 518 MiB for a
+    450 MiB limit). A fixed 4 MiB threshold maps each large tensor on its own and returns it
+    when freed (peak 444 MiB; 13 % slower on that tiny model, whose tensors are small; the
+    shipped models' tiles are larger than 32 MiB and were mapped already)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's <malloc.h>
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed so far back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere), so that the next slice of a stack starts from what is really held."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def resident_bytes() -> int:
@@ -37,7 +82,10 @@ def resident_bytes() -> int:
 
 def working_budget(limit: float, held: float, what: str = "the image") -> float:
     """What tiled inference may use so that the process stays under ``limit`` bytes, given
-    ``held`` bytes that will be held beside it; a limit too low is a :class:`ConfigError`."""
+    ``held`` bytes that will be held beside it; a limit too low is a :class:`ConfigError`.
+    Bounds the allocator first (:func:`bound_allocator`)."""
+    bound_allocator()
+    release_freed_memory()
     in_use = resident_bytes()
     budget = limit - in_use - held
     if budget < MIN_WORKING_BUDGET:

@@ -248,9 +248,12 @@ class ArraySource:
         inside = all(r.stop <= length for r, length in zip(region, self.shape[2:], strict=True))
         if inside:
             block = np.asarray(self.array[(image, slice(None)) + tuple(region)])
-        else:
-            index = np.ix_(*[m[r] for m, r in zip(self._maps, region, strict=True)])
-            block = np.asarray(self.array[image])[(slice(None),) + index]
+        else:  # read the box of source pixels the padded region maps to, then index into it
+            maps = [m[r] for m, r in zip(self._maps, region, strict=True)]
+            box = tuple(slice(int(m.min()), int(m.max()) + 1) for m in maps)
+            block = np.asarray(self.array[(image, slice(None)) + box])
+            index = np.ix_(*[m - b.start for m, b in zip(maps, box, strict=True)])
+            block = block[(slice(None),) + index]
         if self.convert is not None:
             return self.convert(block)
         return np.asarray(block, dtype=np.float32)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,11 @@ STACK_SAMPLE_SLICES = 8
 """Slices of a stack (evenly spaced) that :func:`check_stack` reads: a memory-mapped stack
 larger than memory is not read whole for the checks."""
 
+STACK_SAMPLE_VALUES = 1 << 18
+"""Values :func:`check_stack` reads of each sampled slice at most: a band of whole rows in its
+middle (its leading planes for a volume), so that a slice of any size is checked in bounded
+memory."""
+
 
 def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[str]:
     """Warnings about a stack in canonical layout (S x C x (Z) x Y x X), from a few of its
@@ -109,7 +115,7 @@ def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[
     picks = np.unique(np.linspace(0, len(stack) - 1, STACK_SAMPLE_SLICES).round().astype(int))
     if not len(stack):
         return []
-    sample = np.concatenate([np.asarray(stack[i]).ravel() for i in picks])
+    sample = np.concatenate([_sample_of_slice(stack, int(i)) for i in picks])
     if sample.size == 0 or not (sample.dtype in (np.uint8, np.uint16) or sample.dtype.kind == "f"):
         return []
     low, high = float(sample.min()), float(sample.max())
@@ -133,6 +139,20 @@ def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[
             f"a wrong result: rescale the stack to the full range, {advice}"
         ]
     return []
+
+
+def _sample_of_slice(stack: Any, s: int) -> np.ndarray:
+    """At most :data:`STACK_SAMPLE_VALUES` values of S slice ``s``: whole rows of its middle."""
+    shape = stack.shape[1:]
+    rows, row_size = shape[-2], int(np.prod(shape[-1:])) * shape[0]
+    planes = int(np.prod(shape[1:-2])) if len(shape) > 3 else 1
+    if planes * rows * row_size <= STACK_SAMPLE_VALUES:
+        return np.asarray(stack[s]).ravel()
+    band = max(1, min(rows, STACK_SAMPLE_VALUES // row_size))
+    top = (rows - band) // 2
+    leading = (0,) * (len(shape) - 3)  # a volume: its first plane
+    index = (s, slice(None), *leading, slice(top, top + band))
+    return np.asarray(stack[index]).ravel()
 
 
 def estimate_noise(array: np.ndarray) -> float:

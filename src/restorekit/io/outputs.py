@@ -15,6 +15,8 @@ and nothing is written. The rules:
 - An existing output is replaced only with ``overwrite``; ``skip_existing`` (``--skip-existing``)
   leaves it and skips its input.
 - The output folder must be a folder (or not exist yet), not a file nor under one.
+- An output that is a folder is replaced only if it is a zarr store and the input one too (a
+  zarr stack's earlier result); any other folder is never written over.
 - ``export``: the ONNX file is named ``*.onnx``; the model exported, a folder and any existing
   file that is not ``.onnx`` are never written over, with or without ``overwrite``.
 
@@ -270,7 +272,9 @@ def plan_export(
 
 
 def _plan_one(source: Path, target: Path, sources: dict, option: str) -> PlannedOutput:
-    if target.is_dir():
+    from restorekit.io.zarr_stacks import is_zarr
+
+    if target.is_dir() and not (is_zarr(source) and is_zarr(target)):
         raise OutputPathError(
             f"the output of {source} would be {target}, which is a folder. Nothing was "
             f"written. Fix: move or rename that folder, or pick another {option}"
