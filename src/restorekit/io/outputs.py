@@ -17,8 +17,9 @@ and nothing is written. The rules:
 - The output folder must be a folder (or not exist yet), not a file nor under one.
 - An output that is a folder is replaced only if it is a zarr store and the input one too (a
   zarr stack's earlier result); any other folder is never written over.
-- ``export``: the ONNX file is named ``*.onnx``; the model exported, a folder and any existing
-  file that is not ``.onnx`` are never written over, with or without ``overwrite``.
+- ``export``: the ONNX file is named ``*.onnx`` (a BioImage Model Zoo package ``*.zip``); the
+  model exported, a folder and any existing file of another kind are never written over, with
+  or without ``overwrite``.
 
 Paths are compared after :meth:`Path.resolve` (symlinks, ``.`` and ``..``), existing files by
 identity (device and inode: hard links and differently cased names on a case-insensitive file
@@ -231,35 +232,40 @@ def plan_export(
     overwrite: bool = False,
     option: str = "-o",
     check_parents: bool = True,
+    extension: str = ".onnx",
 ) -> Path:
-    """Check the ONNX file an export writes: ``out`` must be named ``*.onnx`` and must not be
-    a folder, the model ``source`` exported, or an existing file of another kind (none is ever
-    replaced); an existing ``.onnx`` file is replaced only with ``overwrite``.
-    ``check_parents``: also refuse a folder that cannot be made or written to (else the write
-    raises its ``OSError``)."""
+    """Check the file an export writes: ``out`` must be named ``*{extension}`` (``.onnx``,
+    or ``.zip`` for a BioImage Model Zoo package) and must not be a folder, the model
+    ``source`` exported, or an existing file of another kind (none is ever replaced); an
+    existing file of that kind is replaced only with ``overwrite``. ``check_parents``: also
+    refuse a folder that cannot be made or written to (else the write raises its ``OSError``)."""
     out = Path(out)
     stem = source.stem if source is not None else "model"
+    kind = extension.lstrip(".")
     if out.is_dir():
         raise OutputPathError(
-            f"{option} {out} is a folder: {option} names the .onnx file to write. Fix: e.g. "
-            f"{option} {out / (stem + '.onnx')}"
+            f"{option} {out} is a folder: {option} names the .{kind} file to write. Fix: e.g. "
+            f"{option} {out / (stem + extension)}"
         )
-    onnx = out.suffix.lower() == ".onnx"
-    fix = f"{option} {out.with_suffix('.onnx') if not onnx else out.with_name(stem + '-2.onnx')}"
+    named = out.suffix.lower() == extension
+    other = out.with_suffix(extension) if not named else out.with_name(f"{stem}-2{extension}")
+    fix = f"{option} {other}"
     if source is not None and out.exists() and _identity(out) == _identity(Path(source)):
         raise OutputPathError(
-            f"{option} {out} is the model being exported: writing ONNX there would destroy it. "
-            f"Nothing was written. Fix: name a new .onnx file, e.g. {fix}"
+            f"{option} {out} is the model being exported: writing there would destroy it. "
+            f"Nothing was written. Fix: name a new .{kind} file, e.g. {fix}"
         )
-    if out.exists() and not onnx:
+    if out.exists() and not named:
         raise OutputPathError(
-            f"{option} {out} exists and is not an .onnx file: export never writes over it "
-            f"(--overwrite or not). Nothing was written. Fix: name a .onnx file, e.g. {fix}"
+            f"{option} {out} exists and is not {'an' if kind == 'onnx' else 'a'} .{kind} file: "
+            "export never writes over it "
+            f"(--overwrite or not). Nothing was written. Fix: name a .{kind} file, e.g. {fix}"
         )
-    if not onnx:
+    if not named:
         raise OutputPathError(
-            f"{option} {out}: the ONNX file must be named *.onnx (that is how --model knows "
-            f"it). Fix: e.g. {fix}"
+            f"{option} {out}: the file must be named *{extension} ("
+            + ("that is how --model knows it" if kind == "onnx" else "a package is a zip")
+            + f"). Fix: e.g. {fix}"
         )
     if check_parents:
         _check_parents(out.parent, option)
