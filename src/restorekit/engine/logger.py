@@ -5,11 +5,23 @@ Only rank 0 reports (set ``enabled=False`` elsewhere).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+LOSS_LINE = re.compile(r"iter\[(\d+)\], loss:([0-9.eE+-]+)")
+"""A step line of the run's log (``train.log``): its step and loss."""
+
+
+def read_loss_curve(log: Path) -> list[tuple[int, float]]:
+    """(step, loss) of every step line a run has logged so far ([] before its log exists)."""
+    if not Path(log).is_file():
+        return []
+    text = Path(log).read_text(encoding="utf-8", errors="replace")
+    return [(int(m[1]), float(m[2])) for m in LOSS_LINE.finditer(text)]
 
 
 class RunLogger:

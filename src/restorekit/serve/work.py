@@ -24,7 +24,6 @@ from restorekit.serve.jobs import Job, JobCancelled, JobQueue
 from restorekit.serve.uploads import shown_name
 from restorekit.zoo import ZooModel, shipped_models
 
-TRAIN_LOG_LINE = re.compile(r"iter\[(\d+)\], loss:([0-9.eE+-]+)")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -276,10 +275,10 @@ def train_job(job: Job, config: Any, run_dir: Path, models_dir: Path, name: str)
 
 def train_status(job: Job, budget_s: float) -> dict[str, Any]:
     """A training job's loss curve (from its log) and progress (from its time budget)."""
+    from restorekit.engine.logger import read_loss_curve
+
     log = Path(job.extra.get("log", job.folder / "run" / "train.log"))
-    loss = []
-    if log.is_file():
-        loss = [[int(m[1]), float(m[2])] for m in TRAIN_LOG_LINE.finditer(log.read_text())]
+    loss = [[step, value] for step, value in read_loss_curve(log)]
     if job.state == "running" and job.extra.get("started"):
         job.progress = min(0.99, (time.time() - job.extra["started"]) / budget_s)
     return {"loss": loss}
