@@ -575,8 +575,9 @@ tiling_options = _stack(
 @click.option(
     "--axes",
     help="TIFF stacks / volumes laid out as AXES (e.g. SZYX, ZYX, SCYX, YXC): denoised as "
-    "stacks, written in the input's format and dtype (--bit-depth 32: float32). zarr stores are "
-    "always stacks; OME-Zarr and OME-TIFF name their own axes (then leave --axes out).",
+    "stacks, written in the input's format and dtype (--bit-depth 32: float32). zarr stores and "
+    "OME-TIFF files are always stacks; OME-Zarr and OME-TIFF name their own axes (leave --axes "
+    "out).",
 )
 @click.option("--tta", is_flag=True, help="Mean over the 8 flips/rotations in the YX plane.")
 @precision_option
@@ -608,12 +609,12 @@ def denoise(
     folder) and two inputs of the same output name stop the command before any work."""
     from tqdm import tqdm
 
-    from restorekit.data.stacks import holds_zarr, list_stacks
+    from restorekit.data.stacks import list_stacks, self_describing
     from restorekit.infer.backends import open_model
     from restorekit.infer.files import FileOptions, restore_file
     from restorekit.io import list_images
 
-    stacks = axes is not None or holds_zarr(list(inputs))
+    stacks = axes is not None or self_describing(list(inputs))
     if stacks and input_scale is not None:
         raise click.UsageError("--input-scale is for images; stacks are scaled by their type")
     if stacks and bit_depth not in (None, "32"):

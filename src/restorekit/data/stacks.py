@@ -54,9 +54,20 @@ def list_stacks(sources: list[Path]) -> list[Path]:
     return files
 
 
-def holds_zarr(sources: list[Path]) -> bool:
-    """Whether any source is a zarr store or a folder holding one (then they are stacks)."""
-    return any(is_zarr(p) or (p.is_dir() and any(is_zarr(q) for q in p.iterdir())) for p in sources)
+def self_describing(sources: list[Path]) -> bool:
+    """Whether any source (or a file in a source folder) is a stack that names its own axes: a
+    zarr store or an OME-TIFF. Such inputs are denoised as stacks without ``--axes``."""
+    from restorekit.io.stacks import read_ome_tiff
+
+    def named(path: Path) -> bool:
+        if is_zarr(path):
+            return True
+        return path.suffix.lower() in STACK_EXTENSIONS and read_ome_tiff(path) is not None
+
+    return any(
+        named(p) or (p.is_dir() and not is_zarr(p) and any(named(q) for q in p.iterdir()))
+        for p in sources
+    )
 
 
 def load_stacks(sources: list[Path], axes: str | None, channels: int) -> list[np.ndarray]:
