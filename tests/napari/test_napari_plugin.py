@@ -69,6 +69,7 @@ def test_the_denoise_widget_adds_the_result_with_the_layers_scale(qtbot, tmp_pat
     viewer = ViewerModel()
     layer = viewer.add_image(noisy_stack, name="cells", scale=(2.0, 0.5, 0.5))
     widget = DenoiseWidget(viewer)
+    assert set(widget.model.choices) == {"n2v-bsd68", "ne2ne-gauss25", MODEL_FILE}  # denoisers
     qtbot.addWidget(widget.native)
     model_file = _n2v_file(tmp_path)
     widget.layer.value = layer

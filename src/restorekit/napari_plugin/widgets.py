@@ -65,11 +65,12 @@ class DenoiseWidget(Container):
     """Denoise the chosen image layer with a shipped model, a model file or a run folder."""
 
     def __init__(self, viewer: Any) -> None:
+        from restorekit.nets.files import read_descriptor
         from restorekit.zoo import shipped_models
 
         self._viewer = viewer
         self.layer = ComboBox(label="layer", choices=lambda _: _image_layers(self))
-        names = [m.name for m in shipped_models()]
+        names = [m.name for m in shipped_models() if read_descriptor(m.weights).task == "denoise"]
         self.model = ComboBox(label="model", choices=[*names, MODEL_FILE], value=names[0])
         self.model_file = FileEdit(label="file", mode=FileDialogMode.EXISTING_FILE, visible=False)
         self.volume = CheckBox(text="3D model: Z is the axis before Y, X", value=False)
