@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 torch.set_num_threads(1)  # tests are small; one thread keeps them steady next to other work
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the napari widgets' tests: no display
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,6 +75,29 @@ def assert_runs_without_torch(body: str, timeout: float = 120) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def write_tiny_n2v(
+    path: Path, dims: int = 2, mean: float = 0.4, std: float = 0.2, method: str | None = "n2v"
+) -> Path:
+    """An untrained tiny Noise2Void U-Net file (unet-csbdeep, 4 features, 1 channel; the
+    n2v-2d or n2v-3d preset) with a mean/std normalisation record, at ``path``."""
+    from restorekit.nets import build_net
+    from restorekit.nets.files import ModelDescriptor, save_model
+
+    preset = "n2v-2d" if dims == 2 else "n2v-3d"
+    args = load_config(preset, ["model.features=4"]).model.model_dump(exclude={"arch"})
+    descriptor = ModelDescriptor(
+        arch="unet-csbdeep",
+        arch_args=args,
+        in_channels=1,
+        out_channels=1,
+        size_multiple=4,
+        method=method,
+        normalization={"kind": "meanstd", "mean": [mean], "std": [std]},
+    )
+    save_model(path, build_net("unet-csbdeep", **args), descriptor)
+    return path
 
 
 @pytest.fixture(scope="session")

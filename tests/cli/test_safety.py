@@ -15,15 +15,13 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
+from conftest import write_tiny_n2v
 
 from restorekit.cli import main
-from restorekit.configs import load_config
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.io import read_image, write_image, write_stack
 from restorekit.io.files import PROCESS_STARTED, remove_orphan_temporaries
 from restorekit.io.outputs import OutputPathError, plan_outputs
-from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
 
 
 @pytest.fixture
@@ -289,16 +287,8 @@ def test_leftover_temporary_files_are_removed_and_nothing_else(ws, tiny_model_fi
 
 
 def test_in_place_stacks_are_read_whole_before_they_are_replaced(ws):
-    args = load_config("n2v-3d", ["model.features=4"]).model.model_dump(exclude={"arch"})
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=args,
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
-        normalization={"kind": "meanstd", "mean": [100.0], "std": [50.0]},
-    )
-    save_model(ws / "models" / "n2v.safetensors", build_net("unet-csbdeep", **args), descriptor)
+    (ws / "models").mkdir(exist_ok=True)
+    write_tiny_n2v(ws / "models" / "n2v.safetensors", dims=3, mean=100.0, std=50.0, method=None)
     stack = np.random.default_rng(0).integers(0, 255, (4, 16, 16), dtype=np.uint8)
     write_stack(ws / "stacks" / "s.tif", stack)
     args = ["denoise", "stacks", "-o", "stacks", "--axes", "ZYX", "--overwrite"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import write_tiny_n2v
 
 from restorekit.cli import main
 from restorekit.configs import load_config
@@ -30,20 +31,7 @@ def offline_cache(tmp_path, monkeypatch):
 
 
 def _n2v(folder: Path, dims: int) -> Path:
-    preset = "n2v-2d" if dims == 2 else "n2v-3d"
-    args = load_config(preset, ["model.features=4"]).model.model_dump(exclude={"arch"})
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=args,
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
-        method="n2v",
-        normalization={"kind": "meanstd", "mean": [0.3], "std": [0.1]},
-    )
-    path = folder / f"n2v{dims}d.safetensors"
-    save_model(path, build_net("unet-csbdeep", **args), descriptor)
-    return path
+    return write_tiny_n2v(folder / f"n2v{dims}d.safetensors", dims, mean=0.3, std=0.1)
 
 
 def _model_test(package: Path):

@@ -13,17 +13,15 @@ import pytest
 import tifffile
 import zarr
 from click.testing import CliRunner
+from conftest import write_tiny_n2v
 from ome_zarr_models.v05.image import Image
 
 import restorekit
 from restorekit.cli import main
-from restorekit.configs import load_config
 from restorekit.errors import ImageFormatError
 from restorekit.io.axes import CanonicalView, SliceView, StackLayout, to_canonical
 from restorekit.io.stacks import read_ome_tiff, read_stack, write_stack
 from restorekit.io.zarr_stacks import ZarrStack, ZarrStackWriter, ome_attributes, open_zarr_stack
-from restorekit.nets import build_net
-from restorekit.nets.files import ModelDescriptor, save_model
 
 LAYOUTS = [
     ("YX", (5, 6)),
@@ -65,21 +63,7 @@ def test_the_lazy_view_refuses_what_it_cannot_read_lazily():
 
 
 def _n2v_model(folder: Path, dims: int = 2) -> Path:
-    """An untrained tiny Noise2Void U-Net (4 features) with a mean/std normalisation record."""
-    preset = "n2v-2d" if dims == 2 else "n2v-3d"
-    args = load_config(preset, ["model.features=4"]).model.model_dump(exclude={"arch"})
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=args,
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
-        method="n2v",
-        normalization={"kind": "meanstd", "mean": [0.4], "std": [0.2]},
-    )
-    path = folder / f"n2v{dims}d.safetensors"
-    save_model(path, build_net("unet-csbdeep", **args), descriptor)
-    return path
+    return write_tiny_n2v(folder / f"n2v{dims}d.safetensors", dims)
 
 
 def _ome_zarr(path: Path, data: np.ndarray, layout: StackLayout, chunks: tuple[int, ...]) -> None:

@@ -11,14 +11,12 @@ import pytest
 
 pytest.importorskip("napari")
 
+from conftest import write_tiny_n2v  # noqa: E402
 from napari.components import ViewerModel  # noqa: E402
 
 import restorekit  # noqa: E402
-from restorekit.configs import load_config  # noqa: E402
 from restorekit.errors import ConfigError  # noqa: E402
 from restorekit.napari_plugin.layers import TrainingRequest, layer_axes  # noqa: E402
-from restorekit.nets import build_net  # noqa: E402
-from restorekit.nets.files import ModelDescriptor, save_model  # noqa: E402
 
 WAIT_MS = 120_000
 
@@ -43,17 +41,7 @@ def test_the_manifest_declares_both_widgets():
 
 
 def _n2v_file(folder: Path) -> Path:
-    args = load_config("n2v-2d", ["model.features=4"]).model.model_dump(exclude={"arch"})
-    descriptor = ModelDescriptor(
-        arch="unet-csbdeep",
-        arch_args=args,
-        in_channels=1,
-        out_channels=1,
-        size_multiple=4,
-        normalization={"kind": "meanstd", "mean": [0.4], "std": [0.2]},
-    )
-    save_model(folder / "n2v.safetensors", build_net("unet-csbdeep", **args), descriptor)
-    return folder / "n2v.safetensors"
+    return write_tiny_n2v(folder / "n2v.safetensors")
 
 
 @pytest.fixture
