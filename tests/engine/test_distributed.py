@@ -60,9 +60,12 @@ def test_two_processes_take_the_same_steps_as_one(photo_folder, tmp_path):
     single = train(cfg, tmp_path / "one", max_steps=3)
     a, b = _weights(tmp_path / "ddp" / "model.safetensors"), _weights(single.model_path)
     # Same samples, noise and masks; only the order of float32 sums differs (DDP averages the
-    # two half-batch gradients instead of one mean over the batch): measured 1.5e-8, allowed 1e-6.
+    # two half-batch gradients instead of one mean over the batch), and Adam's first steps
+    # magnify it where a gradient is near zero: measured up to 1.6e-6 (unet-ne2ne, He init),
+    # allowed 1e-5, a thirtieth of one step's change at lr 3e-4 (a wrong batch split moves
+    # weights by about that step).
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5)
 
     # One log, one TensorBoard file, one set of checkpoints: only rank 0 writes.
     assert len(list((tmp_path / "ddp" / "tensorboard").iterdir())) == 1
