@@ -70,7 +70,7 @@ def _ome_zarr(path: Path, data: np.ndarray, layout: StackLayout, chunks: tuple[i
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     names = [a.lower() for a in layout.axes]
     array = group.create_array("0", data=data, chunks=chunks, dimension_names=names)
-    group.attrs["ome"] = ome_attributes(array, ZarrStack(path, array, layout, True, "cells"))
+    group.attrs["ome"] = ome_attributes([array], ZarrStack(path, array, layout, True, "cells"))
 
 
 LAYOUT = StackLayout(
@@ -99,6 +99,28 @@ def test_an_ome_zarr_is_denoised_chunk_by_chunk_as_in_memory_keeping_its_metadat
     expected = model.denoise_stack(data, "TSYX")
     np.testing.assert_array_equal(out.array[:], expected)
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "out").iterdir())
+
+
+def test_an_ome_zarr_result_carries_a_pyramid_of_means(tmp_path):
+    data = np.random.default_rng(5).integers(0, 255, (2, 600, 700), dtype=np.uint8)
+    layout = StackLayout(
+        "ZYX", {"Z": 1.0, "Y": 0.3, "X": 0.3}, {"Y": "micrometer", "X": "micrometer"}
+    )
+    _ome_zarr(tmp_path / "big.ome.zarr", data, layout, (1, 256, 256))
+    result = CliRunner().invoke(
+        main,
+        ["denoise", str(tmp_path / "big.ome.zarr"), "-o", str(tmp_path / "out"), "--model",
+         str(write_tiny_n2v(tmp_path / "m.safetensors")), "--max-memory", "2GB"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    group = zarr.open_group(str(tmp_path / "out" / "big.ome.zarr"), mode="r")
+    image = Image.from_zarr(group)
+    datasets = image.ome_attributes.multiscales[0].datasets
+    assert [d.path for d in datasets] == ["0", "1"]  # 300 x 350 is the last level above 256
+    assert datasets[1].coordinateTransformations[0].scale == [1.0, 0.6, 0.6]
+    full, half = group["0"][:].astype(float), group["1"][:]
+    expected = full.reshape(2, 300, 2, 350, 2).mean(axis=(2, 4))
+    np.testing.assert_array_equal(half, np.round(expected).astype(np.uint8))
 
 
 def test_a_zarr_stack_replaces_its_earlier_result_only_when_asked(tmp_path):

@@ -11,9 +11,10 @@ and a stack larger than memory trains and denoises in bounded memory.
 
 Writing (:class:`ZarrStackWriter`) goes to a hidden temporary folder beside the target, which
 replaces the target only once every chunk and the metadata are written: an interrupted write
-leaves the target as it was. An OME-Zarr input gives an OME-Zarr output (NGFF 0.5, one
-resolution level, the input's axes, units and scales); a plain array gives a plain array with
-the input's ``dimension_names``.
+leaves the target as it was. An OME-Zarr input gives an OME-Zarr output (NGFF 0.5, the input's
+axes, units and scales, a pyramid of 2 x 2 means in Y and X down to 256-pixel sides, made from
+the written result band by band); a plain array gives a plain array with the input's
+``dimension_names``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from restorekit.errors import ImageFormatError, ImageReadError
 from restorekit.io.axes import ALLOWED, CanonicalView, StackLayout, parse_axes
@@ -189,30 +192,93 @@ class ZarrStackWriter:
             self.abort()
 
     def finish(self) -> None:
+        """OME-Zarr: the pyramid's lower levels (:func:`add_pyramid`) and the metadata, last;
+        then the store replaces the target."""
         if self.group is not None:
-            self.group.attrs["ome"] = ome_attributes(self.array, self.like)
+            levels = add_pyramid(self.group, self.array, self.like.layout.axes)
+            self.group.attrs["ome"] = ome_attributes(levels, self.like)
         replace_folder(self.folder, self.target)
 
     def abort(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def ome_attributes(array: Any, like: ZarrStack) -> dict:
-    """The NGFF 0.5 ``ome`` attributes of a one-level image ``array`` at path ``0`` with the
-    axes, units and scales of ``like`` (built and validated by ``ome-zarr-models``)."""
+PYRAMID_SMALLEST = 256
+"""The pyramid's last level is the first whose Y or X side is below twice this."""
+
+PYRAMID_BAND_VALUES = 1 << 22
+"""Values of the finer level read at a time while a coarser one is made."""
+
+
+def add_pyramid(group: Any, full: Any, axes: str) -> list[Any]:
+    """Lower-resolution levels ``1``, ``2``, ... of the image at ``group['0']`` (``full``):
+    each the mean of 2 x 2 pixels in Y and X of the one above (other axes kept; integers
+    rounded), made band by band so that memory stays bounded, until Y or X would fall below
+    :data:`PYRAMID_SMALLEST`. Returns every level's array, ``full`` first."""
+    y, x = axes.index("Y"), axes.index("X")
+    levels = [full]
+    while min(levels[-1].shape[y], levels[-1].shape[x]) >= 2 * PYRAMID_SMALLEST:
+        finer = levels[-1]
+        shape = list(finer.shape)
+        shape[y], shape[x] = shape[y] // 2, shape[x] // 2
+        chunks = tuple(min(c, n) for c, n in zip(finer.chunks, shape, strict=True))
+        coarser = group.create_array(
+            str(len(levels)),
+            shape=tuple(shape),
+            dtype=finer.dtype,
+            chunks=chunks,
+            dimension_names=list(finer.metadata.dimension_names),
+        )
+        _downsample(finer, coarser, y, x)
+        levels.append(coarser)
+    return levels
+
+
+def _downsample(finer: Any, coarser: Any, y: int, x: int) -> None:
+    """``coarser`` = 2 x 2 means of ``finer`` in axes ``y`` and ``x``, in bands of rows."""
+    others = [i for i in range(finer.ndim) if i not in (y, x)]
+    row_values = finer.shape[x] * 2
+    band = max(1, PYRAMID_BAND_VALUES // row_values)
+    integer = np.dtype(finer.dtype).kind in "ui"
+    for index in np.ndindex(*[finer.shape[i] for i in others]):
+        for top in range(0, coarser.shape[y], band):
+            rows = min(band, coarser.shape[y] - top)
+            source: list[Any] = [0] * finer.ndim
+            target: list[Any] = [0] * finer.ndim
+            for axis, i in zip(others, index, strict=True):
+                source[axis] = target[axis] = i
+            source[y] = slice(2 * top, 2 * (top + rows))
+            source[x] = slice(0, 2 * coarser.shape[x])
+            target[y], target[x] = slice(top, top + rows), slice(None)
+            block = np.asarray(finer[tuple(source)], dtype=np.float64)
+            if y > x:  # the block's axes are in the array's order: put rows first
+                block = block.T
+            block = block.reshape(rows, 2, coarser.shape[x], 2).mean(axis=(1, 3))
+            if y > x:
+                block = block.T
+            coarser[tuple(target)] = np.round(block) if integer else block
+
+
+def ome_attributes(levels: list[Any], like: ZarrStack) -> dict:
+    """The NGFF 0.5 ``ome`` attributes of an image whose resolution levels are ``levels`` (at
+    paths ``0``, ``1``, ...; each halving Y and X) with the axes, units and scales of ``like``
+    (built and validated by ``ome-zarr-models``)."""
     from ome_zarr_models.v05.axes import Axis
     from ome_zarr_models.v05.image import Image
     from pydantic_zarr.v3 import ArraySpec
 
     layout = like.layout
     axes = [Axis(name=a.lower(), type=_OME_TYPES[a], unit=layout.units.get(a)) for a in layout.axes]
-    scale = [layout.scales.get(a, 1.0) for a in layout.axes]
+    scales = []
+    for level in range(len(levels)):
+        factor = {"Y": 2.0**level, "X": 2.0**level}
+        scales.append([layout.scales.get(a, 1.0) * factor.get(a, 1.0) for a in layout.axes])
     image = Image.new(
-        array_specs=[ArraySpec.from_array(array)],
-        paths=["0"],
+        array_specs=[ArraySpec.from_array(array) for array in levels],
+        paths=[str(level) for level in range(len(levels))],
         axes=axes,
-        scales=[scale],
-        translations=[None],
+        scales=scales,
+        translations=[None] * len(levels),
         name=like.name,
     )
     return image.ome_attributes.model_dump(mode="json", exclude_none=True)
