@@ -266,3 +266,28 @@ def test_a_3d_model_refuses_slices_and_a_2d_model_takes_planes(tmp_path):
     np.testing.assert_array_equal(
         model_2d.denoise_stack(stack, "ZYX"), model_2d.denoise_stack(stack, "SYX")
     )
+
+
+def test_an_ngff_04_image_on_zarr_format_2_is_read_with_its_axes_and_scales(tmp_path):
+    group = zarr.open_group(str(tmp_path / "old.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", data=np.zeros((3, 16, 16), np.uint16), chunks=(1, 16, 16))
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [
+                {"name": "z", "type": "space", "unit": "micrometer"},
+                {"name": "y", "type": "space", "unit": "micrometer"},
+                {"name": "x", "type": "space", "unit": "micrometer"},
+            ],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [{"type": "scale", "scale": [2, 0.5, 0.5]}],
+                }
+            ],
+        }
+    ]
+    stack = open_zarr_stack(tmp_path / "old.ome.zarr")
+    assert stack.ome and stack.layout.axes == "ZYX"
+    assert stack.layout.scales == {"Z": 2.0, "Y": 0.5, "X": 0.5}
+    assert stack.canonical().shape == (1, 1, 3, 16, 16)

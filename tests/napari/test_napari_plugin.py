@@ -117,3 +117,22 @@ def test_a_training_request_builds_the_presets_config(tmp_path, noisy_stack):
     assert volume.model.dims == 3 and volume.data.patch_depth == 8
     with pytest.raises(ConfigError, match="8"):
         TrainingRequest(noisy_stack[None], "SZYX").config()
+
+
+def test_the_denoise_widget_runs_a_3d_model_on_a_volume(qtbot, tmp_path, noisy_stack):
+    from restorekit.napari_plugin.widgets import MODEL_FILE, DenoiseWidget
+
+    viewer = ViewerModel()
+    volume = np.repeat(noisy_stack, 2, axis=0)  # 12 planes
+    layer = viewer.add_image(volume, name="volume", scale=(1.5, 0.5, 0.5))
+    widget = DenoiseWidget(viewer)
+    model_file = write_tiny_n2v(tmp_path / "n2v3d.safetensors", dims=3)
+    widget.layer.value = layer
+    widget.model.value = MODEL_FILE
+    widget.model_file.value = model_file
+    widget.volume.value = True
+    widget.start()
+    qtbot.waitUntil(lambda: widget.result is not None, timeout=WAIT_MS)
+    expected = restorekit.load_model(model_file).denoise_stack(volume, "ZYX")
+    np.testing.assert_array_equal(widget.result.data, expected)
+    assert tuple(widget.result.scale) == (1.5, 0.5, 0.5)
