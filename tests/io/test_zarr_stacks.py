@@ -291,3 +291,18 @@ def test_an_ngff_04_image_on_zarr_format_2_is_read_with_its_axes_and_scales(tmp_
     assert stack.ome and stack.layout.axes == "ZYX"
     assert stack.layout.scales == {"Z": 2.0, "Y": 0.5, "X": 0.5}
     assert stack.canonical().shape == (1, 1, 3, 16, 16)
+
+
+def test_a_zarr_store_denoised_in_place_is_replaced_only_when_complete(tmp_path):
+    data = np.random.default_rng(6).integers(0, 255, (2, 3, 40, 48), dtype=np.uint8)
+    _ome_zarr(tmp_path / "cells.ome.zarr", data, LAYOUT, (1, 1, 40, 48))
+    args = ["denoise", str(tmp_path / "cells.ome.zarr"), "-o", str(tmp_path), "--model"]
+    args.append(str(write_tiny_n2v(tmp_path / "m.safetensors")))
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code != 0 and "--overwrite" in refused.output
+    np.testing.assert_array_equal(open_zarr_stack(tmp_path / "cells.ome.zarr").array[:], data)
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    replaced = open_zarr_stack(tmp_path / "cells.ome.zarr")
+    assert replaced.layout == LAYOUT and not np.array_equal(replaced.array[:], data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.ome.zarr", "m.safetensors"]

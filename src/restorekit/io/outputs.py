@@ -166,7 +166,8 @@ def plan_files(
             f"{option} {folder} would replace {len(in_place)} input file(s) with their results: "
             f"{_listed(in_place, 'source')}. Nothing was written. Fix: pick another {option} "
             f"(e.g. {option} {_sibling(folder)}), or add --overwrite to replace the originals "
-            "(each is read whole first, and its result replaces it only once complete)"
+            "(each result replaces its original only once complete; files are read whole "
+            "first, zarr stores chunk by chunk from the original until then)"
         )
     existing = [o for o in planned if o.exists]
     if existing and not (overwrite or skip_existing):
