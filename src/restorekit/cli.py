@@ -816,7 +816,14 @@ def upscale(
     from restorekit.infer.backends import open_model
     from restorekit.infer.files import FileOptions, restore_file
     from restorekit.io import list_images
+    from restorekit.io.zarr_stacks import is_zarr
 
+    stores = [str(p) for p in inputs if is_zarr(p)]
+    if stores:
+        raise click.UsageError(
+            f"{', '.join(stores)}: zarr stores are stacks, which restorekit denoises "
+            "(`restorekit denoise`); upscaling takes images"
+        )
     plan = _plan(list_images(list(inputs)), out, out_format, overwrite, skip_existing)
     if not plan.outputs:
         click.echo(f"nothing to do: every output exists in {out} ({len(plan.skipped)} skipped)")

@@ -131,6 +131,11 @@ def test_a_zarr_stack_replaces_its_earlier_result_only_when_asked(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, [*args, "--model", model_path])
     assert result.exit_code != 0 and "--axes" in result.output  # no names: the axes are asked
+    upscale = ["upscale", str(tmp_path / "plain.zarr"), "-o", str(tmp_path / "up"), "--model"]
+    upscale.append("edsr-baseline-x2")
+    result = runner.invoke(main, upscale)
+    assert result.exit_code != 0 and "restorekit denoise" in result.output
+    assert not (tmp_path / "up").exists()
     result = runner.invoke(main, [*args, "--model", model_path, "--axes", "SYX"])
     assert result.exit_code == 0, result.output
     again = runner.invoke(main, [*args, "--model", model_path, "--axes", "SYX"])

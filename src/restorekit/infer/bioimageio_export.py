@@ -421,6 +421,7 @@ def _smallest_side(model: RestorationModel) -> int:
 
 def _package_name(source: Path, descriptor: ModelDescriptor) -> str:
     stem = source.parent.name if source.stem == "model" else source.stem
-    name = f"restorekit {stem} {descriptor.task}r".replace("_", "-")
+    role = {"denoise": "denoiser", "upscale": "upscaler"}[descriptor.task]
+    name = f"restorekit {stem} {role}".replace("_", "-")
     cleaned = "".join(c if c.isalnum() or c in " _+-()" else "-" for c in name)
     return cleaned[:128] if len(cleaned) >= 5 else f"restorekit {cleaned}"

@@ -14,6 +14,7 @@ import ctypes
 import os
 import resource
 from pathlib import Path
+from typing import Any
 
 from restorekit.errors import ConfigError
 from restorekit.units import format_bytes
@@ -45,11 +46,7 @@ def bound_allocator() -> None:
     450 MiB limit). A fixed 4 MiB threshold maps each large tensor on its own and returns it
     when freed (peak 444 MiB; 13 % slower on that tiny model, whose tensors are small; the
     shipped models' tiles are larger than 32 MiB and were mapped already)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    mallopt = getattr(libc, "mallopt", None)
+    mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
@@ -60,13 +57,17 @@ _M_MMAP_THRESHOLD = -3  # glibc's <malloc.h>
 def release_freed_memory() -> None:
     """Hand the memory freed so far back to the system (glibc's ``malloc_trim``; nothing
     elsewhere), so that the next slice of a stack starts from what is really held."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
+
+
+def _glibc(name: str) -> Any:
+    """glibc's function ``name``, or None (another C library, or none loadable)."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name, None)
+    except OSError:
+        return None
 
 
 def resident_bytes() -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from restorekit.errors import ConfigError
 from restorekit.infer.array_model import ArrayModel
-from restorekit.io.axes import to_canonical
+from restorekit.io.axes import from_canonical, to_canonical
 
 METHODS: dict[str, dict[str, Any]] = {
     "Noise2Void": {},
@@ -61,8 +61,6 @@ def denoise_blocks(
     for s, row, block in model.stack_blocks(canonical, ensemble, canonical.dtype):
         result[s, :, row : row + block.shape[2]] = block[0]
         yield (s * rows + row + block.shape[2]) / total, None
-    from restorekit.io.axes import from_canonical
-
     yield 1.0, from_canonical(result, axes, array.shape)
 
 
