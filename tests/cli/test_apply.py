@@ -155,6 +155,16 @@ def test_models_command_lists_every_shipped_model_with_figures():
     assert unknown.exit_code != 0 and "shipped: " in unknown.output
 
 
+def test_denoise_starts_with_the_blind_model():
+    """A photograph's noise level is unknown: without --model, the blind (sigma 5-50) model."""
+    from restorekit.zoo import DEFAULT_DENOISER
+
+    assert DEFAULT_DENOISER == "ne2ne-gauss5_50"
+    assert load_model(DEFAULT_DENOISER).descriptor.noise == "gauss:5-50"
+    help_text = CliRunner().invoke(main, ["denoise", "--help"]).output
+    assert "[default: ne2ne-gauss5_50]" in " ".join(help_text.split())
+
+
 def test_shipped_ne2ne_model_denoises_a_photograph(astronaut):
     """The bundled Neighbor2Neighbor model, on a photograph it never saw (scikit-image's)."""
     from restorekit.degrade import parse_noise

@@ -147,7 +147,11 @@ def test_a_clean_image_warns_a_noisy_one_does_not(astronaut):
     assert 20 < estimate_noise(sigma25) * 255 < 30
     (message,) = check_image(clean, "clean.png", "gauss:25")
     assert message.startswith("clean.png: looks far less noisy") and "over-smooth" in message
+    assert message.endswith("the shipped ne2ne-gauss5_50 (gauss:5-50: --model ne2ne-gauss5_50)")
     assert check_image(sigma25, "noisy.png", "gauss:25") == []
+    ramp = np.tile(np.linspace(40, 200, 256), (256, 1)).astype(np.uint8)  # no noise at all
+    (blind,) = check_image(ramp, "ramp.png", "gauss:5-50")  # the blind model itself: no help
+    assert "ne2ne-gauss5_50" not in blind and "trained on these images" in blind
 
 
 def test_denoise_warns_on_clean_input(tmp_path, crop, models):

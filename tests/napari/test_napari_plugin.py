@@ -62,6 +62,7 @@ def test_the_denoise_widget_adds_the_result_with_the_layers_scale(qtbot, tmp_pat
     denoisers = {m.name for m in shipped_models() if read_descriptor(m.weights).task == "denoise"}
     assert {"n2v-bsd68", "ne2ne-gauss25"} <= denoisers and not any("edsr" in n for n in denoisers)
     assert set(widget.model.choices) == denoisers | {MODEL_FILE}  # the shipped denoisers
+    assert widget.model.value == "ne2ne-gauss5_50"  # the blind model, as `restorekit denoise`
     qtbot.addWidget(widget.native)
     model_file = _n2v_file(tmp_path)
     widget.layer.value = layer

@@ -37,6 +37,8 @@ def test_models_lists_the_shipped_and_the_users_with_their_facts(client):
     kodak = listed["ne2ne-gauss25"]["figures"]["kodak24-gauss25"]
     assert kodak["psnr"] > kodak["psnr_in"] + 5 and listed["ne2ne-gauss25"]["shipped"]
     assert not listed["tiny-denoiser"]["shipped"] and listed["tiny-denoiser"]["figures"] == {}
+    # the page starts with the blind denoiser: a photograph's noise level is unknown
+    assert [m for m in listed if listed[m]["default"]] == ["ne2ne-gauss5_50"]
 
 
 def test_results_equal_the_command_lines_bytes(client, tmp_path, tiny_model_files):

@@ -93,6 +93,7 @@ def test_the_page_in_a_browser_restores_compares_and_downloads(
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(server + "/")
         page.wait_for_selector(f"#model option[value='{model}']", state="attached")
+        assert page.eval_on_selector("#model", "e => e.value") == "ne2ne-gauss5_50"  # the default
         page.select_option("#model", model)
         assert page.is_visible("#scale-box") == (command == "upscale")
         page.set_input_files("#files", str(source))

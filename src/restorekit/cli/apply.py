@@ -25,6 +25,7 @@ from restorekit.cli.options import (
     tiling_options,
 )
 from restorekit.infer.process_memory import DEFAULT_PROCESS_MEMORY
+from restorekit.zoo import DEFAULT_DENOISER
 
 if TYPE_CHECKING:
     from restorekit.infer.array_model import ArrayModel
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 @click.option(
     "--model",
     "model_name",
-    default="ne2ne-gauss25",
+    default=DEFAULT_DENOISER,
     show_default=True,
     help="Shipped model name, model file, run folder or .onnx file (`restorekit export`).",
 )

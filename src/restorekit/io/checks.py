@@ -212,8 +212,22 @@ def check_noise_level(
     return (
         f"{where}: looks far less noisy (estimated noise sigma {found * 255:.1f}/255) than the "
         f"model was trained for ({noise}, about {trained * 255:.1f}/255): it will over-smooth "
-        "the image; use a model trained for weaker noise (e.g. a gauss:5-50 or real-data model)"
+        f"the image; use a model trained for weaker noise{_weaker_shipped_model(trained, mean)}"
     )
+
+
+def _weaker_shipped_model(trained: float, mean: float) -> str:
+    """A suggestion of the shipped default denoiser (blind, sigma 5-50) when it was trained for
+    weaker noise than ``trained``, else a generic one."""
+    from restorekit.nets.files import read_descriptor
+    from restorekit.zoo import DEFAULT_DENOISER, shipped_model
+
+    default = shipped_model(DEFAULT_DENOISER)
+    noise = read_descriptor(default.weights).noise if default else None
+    lowest = model_sigma(noise, mean) if noise else None
+    if lowest is not None and lowest < trained:
+        return f", e.g. the shipped {DEFAULT_DENOISER} ({noise}: --model {DEFAULT_DENOISER})"
+    return " (e.g. a real-data model, or one trained on these images)"
 
 
 def check_image(

@@ -66,12 +66,13 @@ class DenoiseWidget(Container):
 
     def __init__(self, viewer: Any) -> None:
         from restorekit.nets.files import read_descriptor
-        from restorekit.zoo import shipped_models
+        from restorekit.zoo import DEFAULT_DENOISER, shipped_models
 
         self._viewer = viewer
         self.layer = ComboBox(label="layer", choices=lambda _: _image_layers(self))
         names = [m.name for m in shipped_models() if read_descriptor(m.weights).task == "denoise"]
-        self.model = ComboBox(label="model", choices=[*names, MODEL_FILE], value=names[0])
+        start = DEFAULT_DENOISER if DEFAULT_DENOISER in names else names[0]
+        self.model = ComboBox(label="model", choices=[*names, MODEL_FILE], value=start)
         self.model_file = FileEdit(label="file", mode=FileDialogMode.EXISTING_FILE, visible=False)
         self.volume = CheckBox(text="3D model: Z is the axis before Y, X", value=False)
         self.ensemble = CheckBox(text="8-pass ensemble (slower, slightly better)")

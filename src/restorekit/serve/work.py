@@ -22,7 +22,7 @@ from restorekit.io.files import atomic_write
 from restorekit.metrics import psnr
 from restorekit.serve.jobs import Job, JobCancelled, JobQueue
 from restorekit.serve.uploads import shown_name
-from restorekit.zoo import ZooModel, shipped_models
+from restorekit.zoo import DEFAULT_DENOISER, ZooModel, shipped_models
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -61,7 +61,8 @@ class Models:
         return entry
 
     def describe(self) -> list[dict[str, Any]]:
-        """What ``GET /api/models`` lists: task, channels, scales, noise and measured figures."""
+        """What ``GET /api/models`` lists: task, channels, scales, noise, measured figures, and
+        ``default`` (true for the one the page starts with, :data:`DEFAULT_DENOISER`)."""
         from restorekit.nets.files import read_descriptor
 
         listed = []
@@ -76,6 +77,7 @@ class Models:
                 {
                     "name": entry.name,
                     "shipped": entry.zoo is not None,
+                    "default": entry.name == DEFAULT_DENOISER,
                     "task": d.task,
                     "channels": d.in_channels,
                     "scales": d.trained_scales if d.task == "upscale" else [],

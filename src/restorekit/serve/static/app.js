@@ -47,7 +47,8 @@ async function loadModels(select) {
     option.textContent = `${m.name} (${m.task}${m.scales.length ? " x" + m.scales.join("/x") : ""}${m.shipped ? "" : ", yours"})`;
     model.appendChild(option);
   }
-  if (select) model.value = select;
+  const preferred = select || (models.find((m) => m.default) || {}).name;
+  if (preferred) model.value = preferred;
   showModel();
 }
 function showModel() {
