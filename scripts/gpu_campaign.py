@@ -12,7 +12,9 @@ Prepare here (needs ``../shared/data`` and the package registry)::
 writes ``.gpu/`` (git-ignored; it travels with ``carry: [".gpu"]``): ``pack/SET/``, the
 target's training and validation images, colour ones as lossless WebP (about 2/3 of their PNG
 bytes, so BSD200 + T91 fit beside the tree), grey ones as PNG, ``wheels/`` (pydantic and its
-own needs for Python 3.12, missing there) and ``target.json``. Run there, as one device command::
+own needs for Python 3.12, missing there) and ``target.json``. The pack is cut to what the
+transit limit leaves beside the tree and the wheels (training images left out are reported),
+so a zoo that grows never makes a window unusable. Run there, as one device command::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/wheels/*.whl &&
     PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 scripts/gpu_campaign.py run --out $OUT
@@ -189,29 +191,56 @@ def target_named(name: str) -> Target:
 # --- prepare (here) ----------------------------------------------------------------------------
 
 
-def write_pack(target: Target, source: Path, pack: Path, limit: int | None = None) -> int:
+TRANSIT_LIMIT = 64 * 2**20
+"""What one device call may carry: the working tree plus the carried ``.gpu``."""
+TRANSIT_MARGIN = 1 * 2**20
+"""Left free under the limit (the tree changes a little between ``prepare`` and the window)."""
+
+
+def write_pack(target: Target, source: Path, pack: Path, budget: int | None = None) -> int:
     """Copy the target's image sets from ``source`` into ``pack``, colour images as lossless
     WebP, grey ones as PNG (WebP has no grey mode); a set used only for validation is cut to
-    the :data:`VAL_IMAGES` that validation reads. Returns the bytes written."""
+    the :data:`VAL_IMAGES` that validation reads. Validation images are written first; training
+    images then in file-name order until the pack would exceed ``budget`` bytes (the images
+    left out are reported). Returns the bytes written."""
     from restorekit.io import list_images, read_image, write_image
 
     total = 0
-    for name in target.sets():
-        keep = limit if name in target.train_sets else min(limit or VAL_IMAGES, VAL_IMAGES)
-        for path in list_images(source / name)[:keep]:
+    validation_only = [s for s in target.sets() if s not in target.train_sets]
+    for name in (*validation_only, *target.train_sets):
+        paths = list_images(source / name)
+        if name not in target.train_sets:
+            paths = paths[:VAL_IMAGES]
+        for k, path in enumerate(paths):
             pixels = read_image(path).array
             suffix = ".png" if pixels.shape[2] == 1 else ".webp"
             out = pack / name / f"{path.stem}{suffix}"
             write_image(out, pixels)
-            total += out.stat().st_size
+            size = out.stat().st_size
+            if budget is not None and name in target.train_sets and total + size > budget:
+                out.unlink()
+                print(f"pack: {name} cut to {k} of {len(paths)} images to fit the transit limit")
+                break
+            total += size
     return total
+
+
+def _tree_bytes() -> int:
+    """Bytes of the working tree that a device call copies: tracked files and untracked ones
+    that git does not ignore."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    files = [ROOT / f for f in listing.stdout.decode().split("\0") if f]
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def prepare(args: argparse.Namespace) -> None:
     target = target_named(args.target)
     shutil.rmtree(GPU_DIR, ignore_errors=True)
-    size = write_pack(target, SHARED, GPU_DIR / "pack")
-    print(f"pack: {', '.join(target.sets())}: {size / 2**20:.1f} MiB")
     subprocess.run(
         [
             sys.executable,
@@ -236,12 +265,15 @@ def prepare(args: argparse.Namespace) -> None:
         check=True,
     )
     (GPU_DIR / "target.json").write_text(json.dumps({"target": target.name}) + "\n")
-    tree = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
-    tracked = sum((ROOT / f).stat().st_size for f in tree.stdout.decode().split("\0") if f)
-    carried = sum(p.stat().st_size for p in GPU_DIR.rglob("*") if p.is_file())
+    tree = _tree_bytes()
+    wheels = sum(p.stat().st_size for p in GPU_DIR.rglob("*") if p.is_file())
+    size = write_pack(
+        target, SHARED, GPU_DIR / "pack", TRANSIT_LIMIT - TRANSIT_MARGIN - tree - wheels
+    )
+    print(f"pack: {', '.join(target.sets())}: {size / 2**20:.1f} MiB")
     print(
-        f"travels: tree {tracked / 2**20:.1f} MiB + .gpu {carried / 2**20:.1f} MiB = "
-        f"{(tracked + carried) / 2**20:.1f} MiB of 64"
+        f"travels: tree {tree / 2**20:.1f} MiB + .gpu {(wheels + size) / 2**20:.1f} MiB = "
+        f"{(tree + wheels + size) / 2**20:.1f} MiB of {TRANSIT_LIMIT / 2**20:.0f}"
     )
 
 
@@ -301,7 +333,8 @@ def run_gpu_tests(campaign: Campaign) -> dict:
     ]
     if campaign.dry_run:
         command.append("--collect-only")
-    timeout = max(10.0, min(150.0, campaign.left() * 0.3))
+    # a dry run only collects: its limit is generous, whatever the load of the machine
+    timeout = 120.0 if campaign.dry_run else max(10.0, min(150.0, campaign.left() * 0.3))
     try:
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         output, code = result.stdout + result.stderr, result.returncode

@@ -72,3 +72,21 @@ def test_the_pack_is_lossless_webp_or_grey_png_of_each_set(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "pack" / "T91" / "a.webp").array, rgb)
     back = read_image(tmp_path / "pack" / "Train400" / "b.png").array  # WebP has no grey
     np.testing.assert_array_equal(back, grey)
+
+
+def test_the_pack_keeps_validation_and_cuts_training_images_to_its_budget(tmp_path):
+    campaign = _campaign_module()
+    source = tmp_path / "data"
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        write_image(source / "T91" / f"v{k}.png", rng.integers(0, 256, (40, 40, 3), np.uint8))
+    for k in range(6):
+        write_image(source / "Train400" / f"t{k}.png", rng.integers(0, 256, (64, 64, 1), np.uint8))
+    target = campaign.Target("x", "n2v-bsd68", ("Train400",), "T91")
+    whole = campaign.write_pack(target, source, tmp_path / "whole")
+    one_training_image = (tmp_path / "whole" / "Train400" / "t0.png").stat().st_size
+    budget = whole - 2 * one_training_image  # room for all but about two training images
+    size = campaign.write_pack(target, source, tmp_path / "cut", budget)
+    kept = sorted(p.name for p in (tmp_path / "cut" / "Train400").iterdir())
+    assert size <= budget and len(list((tmp_path / "cut" / "T91").iterdir())) == 3
+    assert 3 <= len(kept) < 6 and kept == [f"t{k}.png" for k in range(len(kept))]
