@@ -151,6 +151,10 @@ def test_models_command_lists_every_shipped_model_with_figures():
         assert f"{bench} {figures['psnr_in']:.2f} -> {figures['psnr']:.2f}" in row
         details = runner.invoke(main, ["models", model.name]).output
         assert details.startswith(f"{model.name}: ") and "card: " in details
+    # a model fine-tuned from earlier weights counts its last stage's steps and says so
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert "steps (last stage)" in rows["n2v-bsd68"]
+    assert "steps from ne2ne-gauss25" in rows["ne2ne-gauss5_50"]
     unknown = runner.invoke(main, ["models", "no-such-model"])
     assert unknown.exit_code != 0 and "shipped: " in unknown.output
 

@@ -45,7 +45,7 @@ def _print_models_table(zoo_models: list[ZooModel]) -> None:
         d = read_descriptor(model.weights)
         task = f"upscale x{d.scale}" if d.task == "upscale" else f"denoise {d.noise or ''}"
         network = f"{d.arch} ({count_parameters(model.weights) / 1e6:.2f} M)"
-        trained = f"{d.method}, {d.training.get('step')} steps"
+        trained = f"{d.method}, {_steps(model.name, d.training)}"
         figures = ", ".join(
             f"{bench} {r['psnr_in']:.2f} -> {r['psnr']:.2f}"
             for bench, r in model.evaluations().items()
@@ -57,6 +57,16 @@ def _print_models_table(zoo_models: list[ZooModel]) -> None:
     for row in rows:
         padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         click.echo("  ".join([*padded, row[-1]]))
+
+
+def _steps(name: str, training: dict) -> str:
+    """The training steps a descriptor records: those of the model's last stage when it was
+    initialised from earlier weights (its card counts every stage)."""
+    steps = f"{training.get('step')} steps"
+    start = training.get("config", {}).get("train", {}).get("init_from")
+    if start == name:
+        return f"{steps} (last stage)"
+    return f"{steps} from {start}" if start else steps
 
 
 def _describe_model(model: ZooModel) -> None:
@@ -74,7 +84,7 @@ def _describe_model(model: ZooModel) -> None:
     )
     click.echo(
         f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
-        f"{trained.get('step')} steps; card: {model.card}"
+        f"{_steps(model.name, trained)}; card: {model.card}"
     )
     click.echo(f"  ONNX: {onnx_status(model)}")
     for line in _speed_lines(model):
