@@ -1,5 +1,6 @@
 """The README's screenshot of ``restorekit serve``: a noisy photograph (scikit-image's
-``coffee`` with Gaussian noise, sigma 25) denoised by ``ne2ne-gauss25`` through the page, the
+``coffee`` with Gaussian noise, sigma 25) denoised through the page by the model it starts with
+(:data:`restorekit.zoo.DEFAULT_DENOISER`, the blind ``ne2ne-gauss5_50``), the
 before/after slider at 50 %, taken with Playwright in Debian's Chromium.
 
     python scripts/serve_screenshot.py [--out docs/serve.jpg]
@@ -27,6 +28,7 @@ def main() -> None:
     from restorekit.io import write_image
     from restorekit.serve.app import Settings
     from restorekit.serve.live import running
+    from restorekit.zoo import DEFAULT_DENOISER
 
     clean = data.coffee()[:320, 64:576].astype(np.float64)
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25, clean.shape) + 0.5, 0, 255)
@@ -40,8 +42,8 @@ def main() -> None:
             )
             page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.goto(base + "/")
-            page.wait_for_selector("#model option[value='ne2ne-gauss25']", state="attached")
-            page.select_option("#model", "ne2ne-gauss25")
+            page.wait_for_selector(f"#model option[value='{DEFAULT_DENOISER}']", state="attached")
+            page.select_option("#model", DEFAULT_DENOISER)
             page.set_input_files("#files", str(source))
             page.click("#run")
             page.wait_for_selector(".job a.download", timeout=300_000)
