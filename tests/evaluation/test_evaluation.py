@@ -103,3 +103,40 @@ def test_eval_psnr_matches_an_independent_computation(astronaut):
     )
     out8 = np.clip(np.clip(noisy * 0.5 + 0.25, 0, 1) * 255 + 0.5, 0, 255).astype(np.uint8)
     assert report.psnr == pytest.approx(psnr(astronaut, out8.transpose(1, 2, 0)), abs=1e-9)
+
+
+def test_eval_ensemble_of_a_denoiser_is_the_mean_over_the_8_flips(
+    trained_run, photo_folder, tmp_path
+):
+    """``eval --ensemble`` on a denoiser scores the mean of the model's outputs on the 8
+    flipped/rotated noisy images, computed here by hand with NumPy."""
+    from restorekit import load_model
+    from restorekit.io import list_images, read_image, to_uint8
+
+    out = tmp_path / "ensemble.json"
+    args = ["eval", "--model", str(trained_run), "--data", str(photo_folder), "--noise", "gauss25"]
+    result = CliRunner().invoke(
+        main, [*args, "--ensemble", "--backend", "torch", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "self-ensemble x8" in result.output
+    report = json.loads(out.read_text())
+    model = load_model(trained_run, device="cpu")
+
+    def by_hand(noisy: np.ndarray) -> np.ndarray:  # C x H x W
+        outputs = []
+        for turns in range(4):
+            for flip in (False, True):
+                x = np.rot90(noisy, turns, axes=(1, 2))
+                x = x[:, :, ::-1] if flip else x
+                y = model.predict(np.ascontiguousarray(x)[None])[0]
+                y = y[:, :, ::-1] if flip else y
+                outputs.append(np.rot90(y, -turns, axes=(1, 2)))
+        return np.mean(outputs, axis=0)
+
+    paths = list_images(photo_folder)
+    images = [to_uint8(read_image(p).array) for p in paths]
+    expected = evaluate_denoising(by_hand, images, [p.name for p in paths], parse_noise("gauss25"))
+    assert report["ensemble"] and report["psnr"] == pytest.approx(expected.psnr, abs=1e-4)
+    plain = CliRunner().invoke(main, [*args, "--backend", "torch"])
+    assert plain.exit_code == 0 and f"Average PSNR = {report['psnr']:.4f}" not in plain.output

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 @click.option(
     "--ensemble",
     is_flag=True,
-    help="Upscaling models: x8 self-ensemble (EDSR+), on either backend.",
+    help="x8 self-ensemble: the mean over the 8 flips/rotations (upscalers: EDSR+; denoisers: "
+    "what `denoise --tta` does), on either backend.",
 )
 @click.option("--rgb", is_flag=True, help="Upscaling models: PSNR/SSIM on RGB, not on Y.")
 @max_pixels_option
@@ -94,6 +95,7 @@ def evaluate(
     from restorekit.evaluation import default_repeats, evaluate_denoising, format_report
     from restorekit.evaluation.denoising import saved_names
     from restorekit.infer.backends import open_model
+    from restorekit.infer.ensemble import self_ensemble
     from restorekit.io import list_images, to_uint8
     from restorekit.io.outputs import check_save_dir, refuse_inputs
 
@@ -121,12 +123,16 @@ def evaluate(
         )  # fmt: skip
         _report_left_out(left_out)
         return
-    if scale or ensemble or rgb:
-        raise click.UsageError("--scale, --ensemble and --rgb are for upscaling models")
+    if scale or rgb:
+        raise click.UsageError("--scale and --rgb are for upscaling models")
     spec = noise or model.descriptor.noise
     if spec is None:
         raise click.UsageError("the model names no noise it was trained for: pass --noise SPEC")
     _plan_saved(paths, save_dir, saved_names, overwrite)
+    if ensemble:
+        chosen = dataclasses.replace(
+            chosen, reason=f"{chosen.reason}; --ensemble runs on either backend"
+        )
     click.echo(chosen.describe())
     arrays, kept, left_out = _clean_images(paths, model.descriptor.in_channels, keep_going)
     names = [p.name for p in kept]
@@ -134,14 +140,20 @@ def evaluate(
     repeats = repeats or default_repeats(data)
 
     def denoise(noisy: np.ndarray) -> np.ndarray:  # C x H x W float -> C x H x W float32
+        if ensemble:  # in NumPy around the model, as for upscalers: any backend
+            return self_ensemble(model.predict, noisy[None])[0]
         return model.predict(noisy[None])[0]
 
     report = evaluate_denoising(
         denoise, images, names, parse_noise(spec), repeats, seed, save_dir, progress=True
     )
     report.backend = chosen.name
+    report.ensemble = ensemble
     report.left_out = [p.name for p, _ in left_out]
-    click.echo(f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats")
+    click.echo(
+        f"{data} | noise {report.noise} | {report.n_images} images x {repeats} repeats"
+        + (" | self-ensemble x8" if ensemble else "")
+    )
     click.echo(format_report(report))
     if json_path:
         report.to_json(json_path)
