@@ -48,7 +48,7 @@ def eval_arguments(model: str, report_path: Path, out: Path) -> list[str]:
         args.append("--ensemble")
     if report.get("backend"):
         args += ["--backend", {"onnxruntime": "onnx"}.get(report["backend"], report["backend"])]
-    return [*args, "--json", str(out)]
+    return [*args, "--json", str(out), "--overwrite"]  # out: this script's own scratch copy
 
 
 def main() -> None:

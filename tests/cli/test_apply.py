@@ -121,6 +121,37 @@ def test_weights_that_do_not_fit_name_the_offending_tensors(model_path, tmp_path
     assert dropped in str(info.value) and "extra.weight" in str(info.value)
 
 
+def test_damaged_weights_are_refused_before_any_output(model_path, tmp_path, astronaut):
+    """A model file whose bytes were damaged (NaN/inf in a tensor, the header intact) is
+    refused at load with the tensors named, not run into a black image."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(model_path))
+    with safe_open(str(model_path), framework="pt") as handle:
+        metadata = handle.metadata()
+    name = sorted(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 4)[0]
+    tensors[name].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    damaged = tmp_path / "damaged.safetensors"
+    save_file(tensors, str(damaged), metadata=metadata)
+    with pytest.raises(ModelLoadError, match=f"damaged weights: 1 tensor.*{name} \\(3\\)"):
+        load_model(damaged)
+    write_image(tmp_path / "photo.png", astronaut[:64, :64])
+    result = CliRunner().invoke(
+        main,
+        [
+            "denoise",
+            str(tmp_path / "photo.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(damaged),
+        ],
+    )
+    assert result.exit_code != 0 and "damaged weights" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "photo.png").exists()
+
+
 class NotWeights:
     """An arbitrary picklable object: loading it would run its class's code."""
 

@@ -134,6 +134,13 @@ EVAL_CASES = {
         ["mixed/x.jpg and mixed/x.png -> out/x_noisy.png"],
     ),
     "--json is an input": (["--json", "photos/a.png"], ["--json photos/a.png is one of the"]),
+    "--json over a user's file": (
+        ["--json", "kept/a.png", "--overwrite"],
+        ["--json kept/a.png exists and is not a .json file", "--json kept/a.json"],
+    ),
+    "--json is a folder": (["--json", "models"], ["--json models is a folder", "models/report"]),
+    "--json under a file": (["--json", "notes.txt/r.json"], ["notes.txt is a file"]),
+    "existing --json": (["--json", "old.json"], ["--json old.json already exists", "--overwrite"]),
 }
 
 
@@ -147,6 +154,8 @@ def test_eval_refuses_to_write_into_its_data_or_over_files(ws, tiny_model_files,
         if command == "upscale":
             fragments = ["already exist in kept: kept/a_lr.png", "--overwrite"]
             write_image(ws / "kept" / "a_lr.png", np.zeros((4, 4), np.uint8))
+    if case == "existing --json":
+        (ws / "old.json").write_text("{}")
     if command == "upscale" and case == "saved names collide":
         fragments = ["mixed/x.jpg and mixed/x.png -> out/x_lr.png"]
     before = snapshot(ws)

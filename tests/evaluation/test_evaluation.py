@@ -140,3 +140,15 @@ def test_eval_ensemble_of_a_denoiser_is_the_mean_over_the_8_flips(
     assert report["ensemble"] and report["psnr"] == pytest.approx(expected.psnr, abs=1e-4)
     plain = CliRunner().invoke(main, [*args, "--backend", "torch"])
     assert plain.exit_code == 0 and f"Average PSNR = {report['psnr']:.4f}" not in plain.output
+
+
+def test_eval_replaces_its_json_report_only_with_overwrite(trained_run, photo_folder, tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    args = ["eval", "--model", str(trained_run), "--data", str(photo_folder), "--noise", "gauss25"]
+    refused = CliRunner().invoke(main, [*args, "--json", str(report)])
+    assert refused.exit_code != 0 and "already exists" in refused.output
+    assert report.read_text() == "{}" and "PSNR" not in refused.output  # refused before any work
+    replaced = CliRunner().invoke(main, [*args, "--json", str(report), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(report.read_text())["n_images"] == 4

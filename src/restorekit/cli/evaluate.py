@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Replace images already in --save-dir (without it, eval stops first when one exists).",
+    help="Replace images already in --save-dir and an existing --json report (without it, eval "
+    "stops first when one exists).",
 )
 @click.option(
     "--scale", type=click.IntRange(min=2), help="Upscaling models: one of the model's scales."
@@ -97,13 +98,13 @@ def evaluate(
     from restorekit.infer.backends import open_model
     from restorekit.infer.ensemble import self_ensemble
     from restorekit.io import list_images, to_uint8
-    from restorekit.io.outputs import check_save_dir, refuse_inputs
+    from restorekit.io.outputs import check_save_dir, plan_report
 
     paths = list_images(data)
     if save_dir is not None:
         check_save_dir(save_dir, data)
     if json_path is not None:
-        refuse_inputs(json_path, paths, "--json")
+        plan_report(json_path, paths, overwrite=overwrite)
 
     # No option is left to PyTorch: the evaluation's self-ensemble averages the model's outputs
     # on the 8 flipped/rotated LR images in NumPy, whichever backend runs the model.

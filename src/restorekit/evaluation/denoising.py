@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from restorekit.degrade.noise import NoiseModel
 from restorekit.io import float_to_array, write_image
+from restorekit.io.files import atomic_write
 from restorekit.metrics import psnr, ssim
 from restorekit.pixels import to_unit
 
@@ -57,8 +58,8 @@ class EvalReport:
         fields = asdict(self)
         if not self.left_out:
             del fields["left_out"]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(fields, indent=2) + "\n")
+        text = json.dumps(fields, indent=2) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))  # never a half-written report
 
 
 def saved_names(name: str) -> tuple[str, str]:

@@ -226,6 +226,36 @@ def refuse_inputs(path: Path, inputs: Iterable[Path], option: str) -> None:
         )
 
 
+def plan_report(
+    path: Path, inputs: Iterable[Path], *, overwrite: bool = False, option: str = "--json"
+) -> Path:
+    """Check the report file a command writes (``eval --json``) before any work: it must be
+    named ``*.json``, must not be a folder or one of ``inputs``, and an existing file is
+    replaced only with ``overwrite`` (and only a ``.json`` one: nothing else is ever replaced);
+    its folder must be creatable and writable."""
+    path = Path(path)
+    refuse_inputs(path, inputs, option)
+    if path.is_dir():
+        raise OutputPathError(
+            f"{option} {path} is a folder: {option} names the .json file to write. Nothing was "
+            f"written. Fix: e.g. {option} {path / 'report.json'}"
+        )
+    if path.suffix.lower() != ".json":
+        state = "exists and is not" if path.exists() else "is not named as"
+        raise OutputPathError(
+            f"{option} {path} {state} a .json file: the report is JSON"
+            + (" and never replaces another kind of file" if path.exists() else "")
+            + f". Nothing was written. Fix: e.g. {option} {path.with_suffix('.json')}"
+        )
+    _check_parents(path.parent, option)
+    if path.exists() and not overwrite:
+        raise OutputPathError(
+            f"{option} {path} already exists. Nothing was written. Fix: add --overwrite to "
+            f"replace it, or pick another {option}"
+        )
+    return path
+
+
 def plan_export(
     out: Path,
     source: Path | None = None,

@@ -90,6 +90,26 @@ def count_parameters(path: str | Path) -> int:
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model file or plain state dict, refused when any holds NaN or inf."""
+    tensors = _read_tensor_file(path)
+    damaged = {
+        name: int((~torch.isfinite(t)).sum())
+        for name, t in tensors.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    }
+    if damaged:
+        named = ", ".join(f"{name} ({count})" for name, count in list(damaged.items())[:4])
+        more = f" and {len(damaged) - 4} more" if len(damaged) > 4 else ""
+        raise ModelLoadError(
+            f"{path}: damaged weights: {len(damaged)} tensor(s) hold NaN or infinite values "
+            f"({named}{more}): the file was corrupted, or saved from a training run that "
+            "diverged. Nothing was run. Fix: use another copy (a run's "
+            "checkpoints/best.safetensors, or the shipped model)"
+        )
+    return tensors
+
+
+def _read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
