@@ -223,6 +223,16 @@ def test_tiff_stacks_with_axes_equal_the_command_line(client, tmp_path):
     bad = client.post("/api/jobs", files={"files": ("cells.tif", source.read_bytes())},
                       data={"model": "n2v-bsd68", "axes": "SCZYX"})  # fmt: skip
     assert bad.status_code == 422 and "cells.tif" in bad.json()["error"]
+    # 12-bit data: input_scale as --input-scale
+    job = submit(client, [("cells.tif", source.read_bytes())], model="n2v-bsd68", axes="SYX",
+                 input_scale=4095)  # fmt: skip
+    assert wait(client, job)["state"] == "done"
+    result = CliRunner().invoke(
+        main, [*args, "-o", str(tmp_path / "cli12"), "--input-scale", "4095"]
+    )
+    assert result.exit_code == 0, result.output
+    served12 = client.get(f"/api/jobs/{job}/result").content
+    assert served12 == (tmp_path / "cli12" / "cells.tif").read_bytes() != served
 
 
 def test_serve_refuses_other_hosts_without_a_token(monkeypatch):

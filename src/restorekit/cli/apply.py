@@ -87,8 +87,6 @@ def denoise(
     from restorekit.io import list_images
 
     stacks = axes is not None or self_describing(list(inputs))
-    if stacks and input_scale is not None:
-        raise click.UsageError("--input-scale is for images; stacks are scaled by their type")
     if stacks and bit_depth not in (None, "32"):
         raise click.UsageError(
             "stacks are written in the input's dtype, or float32 (--bit-depth 32)"
@@ -111,7 +109,7 @@ def denoise(
     click.echo(chosen.describe())
     start_writing(plan)
     if stacks:
-        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going, limit)
+        _denoise_stacks(plan, bit_depth, chosen.model, axes, tta, keep_going, limit, input_scale)
         return
     model = chosen.model
 
@@ -137,12 +135,15 @@ def _denoise_stacks(
     tta: bool,
     keep_going: bool,
     limit: float,
+    input_scale: float | None,
 ) -> None:
     from restorekit.infer.files import restore_stack
 
     def step(item: PlannedOutput) -> None:
         float32 = bit_depth == "32"
-        restore_stack(model, item.source, item.target, axes, tta, float32, item.in_place, limit)
+        restore_stack(
+            model, item.source, item.target, axes, tta, float32, item.in_place, limit, input_scale
+        )
 
     result = run_plan(plan, step, keep_going)
     finish_batch(result, f"stack(s) denoised into {plan.folder}{skipped_note(plan)}")

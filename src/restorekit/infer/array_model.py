@@ -38,13 +38,14 @@ from restorekit.infer.tiling import (
     tiled_blocks,
 )
 from restorekit.io.axes import (
+    ScaledView,
     SliceView,
     from_canonical,
     parse_axes,
     planes_as_slices,
     to_canonical,
 )
-from restorekit.io.checks import check_image, check_stack, warn
+from restorekit.io.checks import check_image, check_stack, from_input_scale, warn
 from restorekit.io.stacks import check_finite
 from restorekit.normalization import Normalization
 from restorekit.pixels import from_unit, to_unit, unit_scale
@@ -232,6 +233,7 @@ class ArrayModel:
         dtype: DTypeLike | None = None,
         check: bool = True,
         where: str = "the stack",
+        input_scale: float | None = None,
     ) -> np.ndarray:
         """Denoised copy of a stack or volume laid out as ``axes`` (e.g. ``SZYX``, ``YXC``;
         :mod:`restorekit.io.axes`), one S slice at a time, in tiles when large.
@@ -242,14 +244,17 @@ class ArrayModel:
         the 8 flips/rotations in the YX plane (8 passes). ``check``
         (:func:`restorekit.io.checks.check_stack`, naming ``where``): float values far outside
         [0, 1] for a model without normalisation raise InputScaleError; a constant stack or
-        12-bit data in uint16 emit an InputWarning.
+        12-bit data in uint16 emit an InputWarning. ``input_scale``: the data's full-scale value
+        when it is not their type's (e.g. 4095 for 12-bit data in uint16): values are divided
+        by it for the network and the result multiplied back (integers clipped to it).
         """
         axes = self.stack_axes(axes)
         canonical = to_canonical(np.asanyarray(array), axes)
-        self.check_stack(canonical, axes, check, where)
         out_dtype = np.dtype(dtype or canonical.dtype)
+        values = canonical if input_scale is None else ScaledView(canonical, input_scale)
+        self.check_stack(values, axes, check, where)
         result = np.empty(canonical.shape, out_dtype)
-        for s, row, block in self.stack_blocks(canonical, ensemble, out_dtype):
+        for s, row, block in self.stack_blocks(values, ensemble, out_dtype, input_scale):
             result[s, :, row : row + block.shape[2]] = block[0]
         return from_canonical(result, axes, np.shape(array))
 
@@ -278,17 +283,21 @@ class ArrayModel:
             )
 
     def stack_blocks(
-        self, canonical: Any, ensemble: bool, dtype: DTypeLike
+        self, canonical: Any, ensemble: bool, dtype: DTypeLike, input_scale: float | None = None
     ) -> Iterator[tuple[int, int, np.ndarray]]:
         """A checked canonical stack (any array-like: a memory map, a lazy zarr view) denoised
         as ``(s, first_row, block)``: blocks of finished rows (first spatial axis) of S slice
         ``s``, 1 x C x rows x ... in ``dtype`` (float: on the input's value scale). Each slice
-        is read tile by tile, so only the tiles and one band of rows are held."""
+        is read tile by tile, so only the tiles and one band of rows are held. ``input_scale``:
+        ``canonical`` is a :class:`~restorekit.io.axes.ScaledView` by it; the blocks are
+        multiplied back."""
         in_dtype, out_dtype = np.dtype(canonical.dtype), np.dtype(dtype)
         for s in range(canonical.shape[0]):
             release_freed_memory()  # each slice starts from what is really held
             for row, block in self.blocks(SliceView(canonical, s), ensemble):
-                if out_dtype.kind == "f":  # float output on the input's scale
+                if input_scale is not None:
+                    yield s, row, from_input_scale(block, input_scale, out_dtype)
+                elif out_dtype.kind == "f":  # float output on the input's scale
                     yield s, row, (block * unit_scale(in_dtype)).astype(out_dtype)
                 else:
                     yield s, row, from_unit(block, out_dtype)

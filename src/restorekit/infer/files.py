@@ -20,7 +20,7 @@ from restorekit.infer.array_model import ArrayModel
 from restorekit.infer.arrays import upscale_alpha
 from restorekit.infer.process_memory import STACK_SLACK, working_budget
 from restorekit.io import convert_depth, read_image, read_tiff, write_stack
-from restorekit.io.axes import CanonicalView
+from restorekit.io.axes import CanonicalView, ScaledView
 from restorekit.io.checks import check_image, from_input_scale, to_input_scale
 from restorekit.io.stacks import read_ome_tiff
 from restorekit.io.streaming import Rows, held_bytes, write_image_rows
@@ -114,17 +114,20 @@ def restore_stack(
     float32: bool = False,
     in_place: bool = False,
     memory_limit: float | None = None,
+    input_scale: float | None = None,
 ) -> None:
     """Denoise the stack or volume ``source`` (a TIFF or a zarr store laid out as ``axes``, e.g.
     SYX, ZYX; None: the axes its OME metadata names) into ``target``, in the input's dtype
     (``float32``: float32 on the input's value scale), keeping its OME axes, units and pixel
-    sizes. ``memory_limit``: as in :class:`FileOptions`.
+    sizes. ``memory_limit`` and ``input_scale``: as in :class:`FileOptions`.
 
     A zarr store is read tile by tile and written chunk by chunk (:func:`restore_zarr_stack`):
     memory is bounded whatever its size. A TIFF's result is held whole in the output dtype
     (``in_place``: ``target`` is ``source``, read whole before its result replaces it)."""
     if is_zarr(source):
-        restore_zarr_stack(model, source, target, axes, ensemble, float32, memory_limit)
+        restore_zarr_stack(
+            model, source, target, axes, ensemble, float32, memory_limit, input_scale
+        )
         return
     ome = read_ome_tiff(source)
     if ome is not None:
@@ -139,7 +142,9 @@ def restore_stack(
     if memory_limit is not None:
         model.max_memory = working_budget(memory_limit, stack.size * dtype.itemsize, str(source))
     try:
-        denoised = model.denoise_stack(stack, axes, ensemble, dtype, where=str(source))
+        denoised = model.denoise_stack(
+            stack, axes, ensemble, dtype, where=str(source), input_scale=input_scale
+        )
     finally:
         model.max_memory = budget
     del stack
@@ -154,6 +159,7 @@ def restore_zarr_stack(
     ensemble: bool = False,
     float32: bool = False,
     memory_limit: float | None = None,
+    input_scale: float | None = None,
 ) -> None:
     """Denoise the zarr store ``source`` into a zarr store ``target`` (OME-Zarr for OME-Zarr,
     same axes, chunks and scales), one S slice at a time, tile by tile: the process holds the
@@ -163,7 +169,8 @@ def restore_zarr_stack(
     stack = open_zarr_stack(source, axes)
     axes = model.stack_axes(stack.layout.axes)
     canonical = CanonicalView(stack.array, axes)
-    model.check_stack(canonical, axes, True, str(source))
+    values = canonical if input_scale is None else ScaledView(canonical, input_scale)
+    model.check_stack(values, axes, True, str(source))
     dtype = np.dtype(np.float32 if float32 else canonical.dtype)
     budget = model.max_memory
     if memory_limit is not None:
@@ -173,7 +180,7 @@ def restore_zarr_stack(
     try:
         with ZarrStackWriter(target, stack, tuple(stack.array.shape), dtype) as writer:
             output = CanonicalView(writer.array, axes)
-            for s, row, block in model.stack_blocks(canonical, ensemble, dtype):
+            for s, row, block in model.stack_blocks(values, ensemble, dtype, input_scale):
                 output[s, :, row : row + block.shape[2]] = block[0]
             writer.finish()
     finally:

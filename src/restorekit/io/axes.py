@@ -250,3 +250,24 @@ class SliceView:
             raise IndexError(f"index {first} of a one-slice view")
         whole: tuple = (first,) + tuple(rest)
         return np.asarray(self.stack[whole])
+
+
+class ScaledView:
+    """An array-like (an array, a memory map, a :class:`CanonicalView`) divided by ``scale``,
+    as float32 (``--input-scale``: e.g. 4095 for 12-bit data in uint16), lazily: indexing
+    reads and converts only the selected part."""
+
+    def __init__(self, array: Any, scale: float) -> None:
+        from restorekit.io.checks import check_input_scale
+
+        check_input_scale(scale)
+        self.array, self.scale = array, np.float32(scale)
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.array[key], dtype=np.float32) / self.scale

@@ -136,7 +136,9 @@ def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[
         return [
             f"{where}: uint16 values reach only {int(high)} of 65535 ({bits}-bit data?); this "
             "model (trained without data.normalization) sees an almost black stack and gives "
-            f"a wrong result: rescale the stack to the full range, {advice}"
+            f"a wrong result: pass --input-scale {_fmt(suggest_scale(high))} (Python: "
+            f"input_scale={_fmt(suggest_scale(high))}), rescale the stack to the full range, "
+            f"{advice}"
         ]
     return []
 
@@ -249,10 +251,15 @@ def warn(messages: Sequence[str], stacklevel: int = 3) -> None:
         warnings.warn(message, InputWarning, stacklevel=stacklevel)
 
 
-def to_input_scale(array: np.ndarray, scale: float) -> np.ndarray:
-    """``array`` divided by ``scale`` (``--input-scale``) as float32, for the model."""
+def check_input_scale(scale: float) -> None:
+    """Refuse an ``--input-scale`` that is not a positive number."""
     if not scale > 0:
         raise InputScaleError(f"--input-scale must be positive, not {scale}")
+
+
+def to_input_scale(array: np.ndarray, scale: float) -> np.ndarray:
+    """``array`` divided by ``scale`` (``--input-scale``) as float32, for the model."""
+    check_input_scale(scale)
     return np.asarray(array, dtype=np.float32) / np.float32(scale)
 
 

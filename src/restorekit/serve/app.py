@@ -153,7 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, str]:
         entry = models.get(model)
         if axes is not None:
-            axes = _stack_axes(axes, format, input_scale, bit_depth)
+            axes = _stack_axes(axes, format, bit_depth)
         if format is not None and f".{format.lower().lstrip('.')}" not in IMAGE_EXTENSIONS:
             raise ApiError(422, f"format {format!r}: choose one of {', '.join(IMAGE_EXTENSIONS)}")
         if bit_depth not in (None, 8, 16, 32):
@@ -276,17 +276,11 @@ async def _received(
     return paths
 
 
-def _stack_axes(
-    axes: str, format: str | None, input_scale: float | None, bit_depth: int | None
-) -> str:
+def _stack_axes(axes: str, format: str | None, bit_depth: int | None) -> str:
     """``axes`` checked (e.g. SYX, ZYX, SCZYX); the options stacks do not take refused."""
     from restorekit.io.axes import parse_axes
 
-    if (
-        format not in (None, "tif", "tiff")
-        or input_scale is not None
-        or bit_depth not in (None, 32)
-    ):
+    if format not in (None, "tif", "tiff") or bit_depth not in (None, 32):
         raise ApiError(422, "stacks (axes) are written as TIFF in their dtype, or bit_depth 32")
     try:
         return parse_axes(axes)

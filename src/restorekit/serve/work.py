@@ -144,7 +144,10 @@ def apply_job(
                 warnings = restore_file(model, source, target, options)
             else:
                 float32 = options.bit_depth == 32
-                restore_stack(model, source, target, axes, options.ensemble, float32)
+                restore_stack(
+                    model, source, target, axes, options.ensemble, float32,
+                    input_scale=options.input_scale,
+                )  # fmt: skip
                 warnings = []
         except RestorekitError as error:
             job.results.append({"file": name, "error": str(error).replace(str(source), name)})
