@@ -174,3 +174,11 @@ def test_a_tile_barely_above_the_overlap_is_refused_with_the_count():
     with pytest.raises(ConfigError, match=r"into \d+ tiles, \d+ times the work .* --tile 384"):
         tiled_apply(lambda b: b, x, 1, 100, 96)
     assert tiled_apply(lambda b: b, x, 1, 384, 96).shape == x.shape  # 4x the overlap: fine
+
+
+def test_a_tile_not_above_the_overlap_names_the_smallest_that_works():
+    """--tile 8 with a 32-pixel size multiple and a 352-pixel overlap: the message says what
+    the 8 became and which tile works, not only the rounded figures."""
+    x = np.zeros((1, 3, 400, 600), np.float32)
+    with pytest.raises(ConfigError, match=r"tile 32 \(8 rounded to a multiple of 32\).*--tile 384"):
+        tiled_apply(lambda b: b, x, 32, 8, 352)

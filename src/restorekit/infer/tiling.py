@@ -323,14 +323,16 @@ def tiled_blocks(
     """
     n_images, size = source.shape[0], source.shape[2:]
     dims = len(size)
-    tile = round_tile(tile, size_multiple)
+    asked, tile = tile, round_tile(tile, size_multiple)
     overlap = round_up(overlap, size_multiple)
     grid = [round_up(length, size_multiple) for length in size]
     sides = [min(tile, length) for length in grid]
     if any(side < length for side, length in zip(sides, grid, strict=True)) and overlap >= tile:
+        rounded = f" ({asked} rounded to a multiple of {size_multiple})" if asked != tile else ""
         raise ConfigError(
-            f"tile {tile} must exceed the overlap {overlap} by at least {size_multiple} pixels; "
-            "give a larger tile (--tile) or a smaller overlap (--overlap)"
+            f"tile {tile}{rounded} must exceed the overlap {overlap} by at least "
+            f"{size_multiple} pixels: give --tile {overlap + size_multiple} or more, or a "
+            "smaller overlap (--overlap)"
         )
     origins = [
         tile_origins(length, side, overlap, size_multiple)
