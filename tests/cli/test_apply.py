@@ -239,3 +239,25 @@ def test_denoise_command_converts_format_and_bit_depth_when_asked(model_path, tm
     assert result.exit_code == 0, result.output
     out = read_image(tmp_path / "out" / "a.tif")
     assert out.array.dtype == np.uint16 and out.array.shape == (40, 50, 3)
+
+
+def test_upscale_without_model_takes_the_shipped_upscaler_of_the_scale(tmp_path, astronaut):
+    write_image(tmp_path / "a.png", astronaut[:24, :32])
+    runner = CliRunner()
+    for scale, expected in ((None, "edsr-baseline-x2"), (4, "edsr-baseline-x4")):
+        args = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / f"out{scale}")]
+        result = runner.invoke(main, args + (["--scale", str(scale)] if scale else []))
+        assert result.exit_code == 0, result.output
+        factor = scale or 2
+        assert read_image(tmp_path / f"out{scale}" / "a.png").array.shape[:2] == (
+            24 * factor,
+            32 * factor,
+        )
+        assert load_model(expected).descriptor.scale == factor
+    five = runner.invoke(
+        main, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o5"), "--scale", "5"]
+    )
+    assert five.exit_code != 0 and "x4 (edsr-baseline-x4)" in five.output
+    three = runner.invoke(main, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o3"),
+                                 "--scale", "3", "--model", "edsr-baseline-x2"])  # fmt: skip
+    assert three.exit_code != 0 and "for x3: --model edsr-baseline-x3" in three.output

@@ -154,8 +154,8 @@ def _denoise_stacks(
 @click.option(
     "--model",
     "model_name",
-    required=True,
-    help="Upscaling model: shipped name, model file, run folder or .onnx file.",
+    help="Upscaling model: shipped name, model file, run folder or .onnx file (default: the "
+    "shipped upscaler for --scale, edsr-baseline-x2 without it).",
 )
 @click.option(
     "--scale",
@@ -173,7 +173,7 @@ def upscale(
     out: Path,
     out_format: str | None,
     bit_depth: str | None,
-    model_name: str,
+    model_name: str | None,
     scale: int | None,
     ensemble: bool,
     tile: int | None,
@@ -196,7 +196,16 @@ def upscale(
     from restorekit.infer.files import FileOptions, restore_file
     from restorekit.io import list_images
     from restorekit.io.zarr_stacks import is_zarr
+    from restorekit.zoo import shipped_upscalers
 
+    upscalers = shipped_upscalers()
+    if model_name is None:
+        if (scale or 2) not in upscalers:
+            raise click.UsageError(
+                f"no shipped model upscales x{scale}: give --model (a model file, run folder or "
+                f".onnx), or one of the shipped scales: {_listed(upscalers)}"
+            )
+        model_name = upscalers[scale or 2]
     stores = [str(p) for p in inputs if is_zarr(p)]
     if stores:
         raise click.UsageError(
@@ -220,7 +229,8 @@ def upscale(
     trained = model.descriptor.trained_scales
     if scale is not None and scale not in trained:
         listed = "/".join(f"x{s}" for s in trained)
-        raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}")
+        shipped = f"; for x{scale}: --model {upscalers[scale]}" if scale in upscalers else ""
+        raise click.UsageError(f"--scale {scale}: {model_name} upscales {listed}{shipped}")
     scale = scale or model.descriptor.scale
     start_writing(plan)
 
@@ -235,3 +245,8 @@ def upscale(
     model.tile_progress = tile_progress_bar()
     what = f"image(s) upscaled x{scale} into {out}{skipped_note(plan)}"
     finish_batch(run_plan(plan, step, keep_going, items), what)
+
+
+def _listed(upscalers: dict[int, str]) -> str:
+    """``x2 (edsr-baseline-x2), x3 (...)``: the shipped upscalers by scale."""
+    return ", ".join(f"x{scale} ({name})" for scale, name in upscalers.items()) or "none"

@@ -69,6 +69,20 @@ def shipped_model(name: str | Path) -> ZooModel | None:
     return next((m for m in shipped_models() if m.name == str(name)), None)
 
 
+def shipped_upscalers() -> dict[int, str]:
+    """The shipped upscaler for each scale, ``{2: "edsr-baseline-x2", ...}`` (the first by
+    name when several take a scale)."""
+    from restorekit.nets.files import read_descriptor
+
+    found: dict[int, str] = {}
+    for model in shipped_models():
+        descriptor = read_descriptor(model.weights)
+        if descriptor.task == "upscale":
+            for scale in descriptor.trained_scales:
+                found.setdefault(scale, model.name)
+    return dict(sorted(found.items()))
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
     """Path of a shipped model's weights, or of a user's model file or training run folder."""
     path = Path(name_or_path)
