@@ -334,3 +334,13 @@ def test_input_scale_brings_a_12_bit_stack_to_the_model_and_back(tmp_path):
         written = tifffile.imread(out) if name.endswith(".tif") else zarr.open_array(str(out))[:]
         assert written.dtype == np.uint16
         np.testing.assert_array_equal(written, expected)
+
+
+def test_a_grey_stack_for_the_default_rgb_model_names_a_grey_model(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros((3, 24, 28), np.uint8))
+    result = run(["denoise", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "out"),
+                  "--axes", "ZYX"])  # fmt: skip
+    assert result.exit_code != 0 and "has 1 channel(s)" in result.output
+    assert "e.g. --model n2v-bsd68" in result.output and "constant" not in result.output

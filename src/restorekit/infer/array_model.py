@@ -268,12 +268,10 @@ class ArrayModel:
         count, 2D / 3D); ``check``: also :func:`restorekit.io.checks.check_stack`'s warnings."""
         self.require_task("denoise")
         check_finite(canonical, where)
-        if check:
-            warn(check_stack(canonical, where, self.normalization is not None))
         if canonical.shape[1] != self.descriptor.in_channels:
             raise ImageFormatError(
-                f"{where} has {canonical.shape[1]} channel(s) (axes {axes}); this model takes "
-                f"{self.descriptor.in_channels}"
+                f"{where} has {canonical.shape[1]} channel(s) (read as {axes}); this model takes "
+                f"{self.descriptor.in_channels}{_shipped_for(canonical.shape[1])}"
             )
         dims = self.descriptor.dims
         if canonical.ndim - 2 != dims:
@@ -281,6 +279,8 @@ class ArrayModel:
                 f"this model is 3D: it denoises volumes, laid out with a Z axis (e.g. ZYX, "
                 f"SZYX), not axes {axes}"
             )
+        if check:
+            warn(check_stack(canonical, where, self.normalization is not None))
 
     def stack_blocks(
         self, canonical: Any, ensemble: bool, dtype: DTypeLike, input_scale: float | None = None
@@ -316,3 +316,13 @@ def _colour(image: np.ndarray) -> np.ndarray:
     """An H x W (x C) image without its alpha channel (C = 4), for the checks."""
     array = np.asarray(image)
     return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
+
+
+def _shipped_for(channels: int) -> str:
+    """A suggestion of the shipped denoisers for data of ``channels`` channels, or nothing."""
+    from restorekit.zoo import shipped_denoisers
+
+    names = shipped_denoisers(channels)
+    if not names:
+        return ""
+    return f": use a model for {channels}-channel data, e.g. --model {names[0]}, or train one"

@@ -83,6 +83,17 @@ def shipped_upscalers() -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
+def shipped_denoisers(channels: int) -> list[str]:
+    """The names of the shipped denoisers that take ``channels`` channels."""
+    from restorekit.nets.files import read_descriptor
+
+    return [
+        m.name
+        for m in shipped_models()
+        if (d := read_descriptor(m.weights)).task == "denoise" and d.in_channels == channels
+    ]
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
     """Path of a shipped model's weights, or of a user's model file or training run folder."""
     path = Path(name_or_path)
