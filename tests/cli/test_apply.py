@@ -261,3 +261,14 @@ def test_upscale_without_model_takes_the_shipped_upscaler_of_the_scale(tmp_path,
     three = runner.invoke(main, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o3"),
                                  "--scale", "3", "--model", "edsr-baseline-x2"])  # fmt: skip
     assert three.exit_code != 0 and "for x3: --model edsr-baseline-x3" in three.output
+
+
+def test_a_folder_without_a_model_says_what_a_run_folder_holds(tmp_path):
+    from restorekit.zoo import resolve_model
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match="is a folder without a model: a finished run"):
+        resolve_model(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints" / "last.state.pt").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="restorekit train --resume"):
+        resolve_model(tmp_path / "run")

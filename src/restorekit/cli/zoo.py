@@ -79,7 +79,7 @@ def _describe_model(model: ZooModel) -> None:
     trained = d.training
     click.echo(
         f"{model.name}: {d.task} x{d.scale}, {d.in_channels} -> {d.out_channels} "
-        f"channels, noise {d.noise}, {d.arch}({args}), size multiple "
+        f"channels, {f'noise {d.noise}, ' if d.noise else ''}{d.arch}({args}), size multiple "
         f"{d.size_multiple}, values {d.value_range[0]:g}-{d.value_range[1]:g}"
     )
     click.echo(

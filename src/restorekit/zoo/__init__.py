@@ -103,6 +103,17 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return path / "checkpoints" / "best.safetensors"
     if path.is_file():
         return path
+    if path.is_dir() and shipped_model(name_or_path) is None:  # a shipped model's name wins
+        resume = path / "checkpoints" / "last.state.pt"
+        hint = (
+            f"; it holds a resume point: finish the run with `restorekit train --resume {path}`"
+            if resume.is_file()
+            else ""
+        )
+        raise ModelLoadError(
+            f"{path} is a folder without a model: a finished run folder holds model.safetensors, "
+            f"a run in progress checkpoints/best.safetensors{hint}"
+        )
     model = shipped_model(name_or_path)
     if model is not None:
         return model.weights
