@@ -319,3 +319,24 @@ def test_a_descriptor_with_an_impossible_size_multiple_is_named(tmp_path):
         ModelLoadError, match=r"size_multiple: input should be greater .* \(found 0\)"
     ):
         load_model(tmp_path / "m.safetensors", device="cpu")
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """`restorekit models | head -1`: the pipe closes before the table is written; the command
+    stops with exit code 0 and prints no file-system error."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "restorekit", "models"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -4,7 +4,10 @@ print as one line without source."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,6 +39,13 @@ def _file_system_message(error: OSError) -> str:
     return f"{error.strerror or error}{where}; {hint}. Files already finished are complete."
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError
+    (Python's documented recipe)."""
+    with contextlib.suppress(OSError, ValueError):  # no descriptor: a test's captured output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class _Group(click.Group):
     """Print :class:`RestorekitError` as one clear message (exit code 1), never a traceback."""
 
@@ -54,6 +64,9 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except RestorekitError as error:
                 raise click.ClickException(str(error)) from None
+            except BrokenPipeError:  # the reader left (`restorekit models | head`): stop quietly
+                _silence_stdout()
+                raise SystemExit(0) from None
             except OSError as error:  # disk full, read-only or unwritable folders, ...
                 raise click.ClickException(_file_system_message(error)) from None
 
