@@ -5,7 +5,9 @@ same bytes.
 The file is read (:func:`restorekit.io.read_image`: format, bit depth, alpha, EXIF), divided
 by ``input_scale`` if given, checked (:mod:`restorekit.io.checks`: the warnings are returned),
 run through the model by its task (alpha passed through, or upscaled by bicubic), brought back
-to the input's scale and written atomically in the target's format, at ``bit_depth`` if given.
+to the input's scale and written atomically in the target's format, at ``bit_depth`` if given,
+with the input's colour profile and EXIF data (:mod:`restorekit.io.metadata`; EXIF's pixel
+dimensions set to the result's).
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def restore_file(
         held = held_bytes(target, shape, dtype) + (0 if alpha is None else alpha.nbytes)
         model.max_memory = working_budget(options.memory_limit, held, str(source))
     try:
-        write_image_rows(target, shape, dtype, converted, alpha)
+        metadata = image.metadata.sized(shape[1], shape[0])
+        write_image_rows(target, shape, dtype, converted, alpha, metadata)
     finally:
         model.max_memory = budget
     return warnings

@@ -10,6 +10,8 @@ Conventions:
 * :meth:`Image.to_float` gives C x H x W float32: uint8 / 255, uint16 / 65535, float32 as is.
   Float data is not clipped to [0, 1] (noisy data may lie outside); only NaN and inf are refused.
 * EXIF orientation is applied on read (Pillow formats). TIFF orientation tags are not applied.
+* The colour profile and EXIF data are read into :attr:`Image.metadata` and written back by
+  :func:`write_image` where the format allows (:mod:`restorekit.io.metadata`).
 * Only single 2D images are read; multi-page / 3D TIFFs raise :class:`ImageFormatError` (read
   them with :func:`restorekit.io.read_stack` and an axes string).
 * Pixel limit (Pillow formats): an image of more than :func:`max_pixels` pixels is refused
@@ -31,7 +33,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from PIL import ImageOps
 
 from restorekit.errors import ImageFormatError, ImageReadError, PixelLimitError
 from restorekit.io.files import atomic_write
+from restorekit.io.metadata import ImageMetadata, pillow_metadata
 from restorekit.pixels import from_unit, image_to_unit
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -57,6 +60,7 @@ _FORMATS = {
     ".tiff": "TIFF",
 }
 _PILLOW_FORMATS = ["PNG", "JPEG", "BMP", "WEBP"]
+_ICC_PROFILE_TAG = 34675  # TIFF's InterColorProfile
 _WRITE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
     "WEBP": {"lossless": True, "quality": 100, "method": 4, "exact": True},
@@ -132,13 +136,15 @@ class Image:
 
     ``array`` is H x W x C (C = 1 gray or 3 RGB) in the file's dtype: uint8, uint16 or float32.
     ``alpha`` is H x W with the same dtype, or None. ``format`` is "PNG", "JPEG", "BMP",
-    "WEBP" or "TIFF".
+    "WEBP" or "TIFF". ``metadata``: its colour profile and EXIF data
+    (:mod:`restorekit.io.metadata`), which results written from it keep.
     """
 
     array: np.ndarray
     alpha: np.ndarray | None
     path: Path | None
     format: str
+    metadata: ImageMetadata = field(default_factory=ImageMetadata)
 
     @property
     def bit_depth(self) -> int:
@@ -194,9 +200,9 @@ def read_image(path: str | Path) -> Image:
             "copied; create or copy it again."
         )
     if kind == "TIFF":
-        pixels, has_alpha = _read_tiff(path)
+        pixels, has_alpha, metadata = _read_tiff(path)
     else:
-        pixels, has_alpha, kind = _read_pillow(path, kind)
+        pixels, has_alpha, kind, metadata = _read_pillow(path, kind)
     if has_alpha:
         array, alpha = pixels[..., :-1], np.ascontiguousarray(pixels[..., -1])
     else:
@@ -206,7 +212,7 @@ def read_image(path: str | Path) -> Image:
             f"{path} has {array.shape[2]} channels (alpha excluded); {_CHANNELS_HINT}. "
             "Save it as a grayscale or RGB image."
         )
-    return Image(np.ascontiguousarray(array), alpha, path, kind)
+    return Image(np.ascontiguousarray(array), alpha, path, kind, metadata)
 
 
 def image_pixels(path: str | Path) -> int | None:
@@ -231,16 +237,19 @@ def _cannot_read(path: Path, kind: str, exc: Exception) -> ImageReadError:
     )
 
 
-def _read_pillow(path: Path, expected: str) -> tuple[np.ndarray, bool, str]:
-    """H x W x C pixels (alpha last if any), whether alpha is present, and the actual format."""
+def _read_pillow(path: Path, expected: str) -> tuple[np.ndarray, bool, str, ImageMetadata]:
+    """H x W x C pixels (alpha last if any), whether alpha is present, the actual format and
+    the metadata."""
     try:
         with _pixel_limit_checked_here(), PILImage.open(path, formats=_PILLOW_FORMATS) as im:
             _check_pixel_limit(path, im.size)
             kind = "JPEG" if im.format == "MPO" else im.format
             bit_depth, color_type = _png_header(path) if kind == "PNG" else (8, 0)
             if bit_depth == 16 and color_type in (2, 4, 6):
-                return _decode_png16(path, color_type), color_type != 2, kind
+                pixels16 = _decode_png16(path, color_type)
+                return pixels16, color_type != 2, kind, pillow_metadata(im)
             im.load()  # Pillow decodes lazily: force it here so truncation is caught
+            metadata = pillow_metadata(im)
             im = ImageOps.exif_transpose(im)
     except ImageReadError:
         raise
@@ -254,7 +263,7 @@ def _read_pillow(path: Path, expected: str) -> tuple[np.ndarray, bool, str]:
                 f"{path} holds 32-bit integer samples outside 0..65535; only 8- and 16-bit "
                 "integer images are read. Save it as 16-bit or as a float32 TIFF."
             )
-        return pixels.astype(np.uint16)[..., None], False, kind
+        return pixels.astype(np.uint16)[..., None], False, kind, metadata
     has_alpha = "A" in im.mode or "a" in im.mode or "transparency" in im.info
     if im.mode in ("1", "L", "LA", "La"):
         target = "LA" if has_alpha else "L"
@@ -265,7 +274,7 @@ def _read_pillow(path: Path, expected: str) -> tuple[np.ndarray, bool, str]:
             f"{path} uses the unsupported Pillow mode '{im.mode}'; save it as 8-bit gray or RGB."
         )
     pixels = np.asarray(im.convert(target))
-    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1), has_alpha, kind
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1), has_alpha, kind, metadata
 
 
 def _png_header(path: Path) -> tuple[int, int]:
@@ -300,13 +309,16 @@ def _decode_png16(path: Path, color_type: int) -> np.ndarray:
     return high << 8 | low
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
-    """H x W x C pixels (alpha last if any) of a single-image TIFF, and whether alpha is there."""
+def _read_tiff(path: Path) -> tuple[np.ndarray, bool, ImageMetadata]:
+    """H x W x C pixels (alpha last if any) of a single-image TIFF, whether alpha is there,
+    and its metadata (the ICC profile)."""
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             page = tif.pages[0]
             axes, photometric, extrasamples = series.axes, page.photometric, page.extrasamples
+            profile = page.tags.get(_ICC_PROFILE_TAG)
+            metadata = ImageMetadata(bytes(profile.value) if profile is not None else None)
             if axes not in ("YX", "YXS", "SYX"):
                 raise _stack_error(path, tuple(series.shape), axes)
             pixels = series.asarray()
@@ -345,7 +357,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
     alpha_kinds = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
     rgba = photometric == tifffile.PHOTOMETRIC.RGB and pixels.shape[2] == 4
     has_alpha = rgba or (len(extrasamples) == 1 and extrasamples[0] in alpha_kinds)
-    return pixels, has_alpha
+    return pixels, has_alpha, metadata
 
 
 def _stack_error(path: Path, shape: tuple[int, ...], axes: str) -> ImageFormatError:
@@ -402,13 +414,19 @@ def float_to_array(pixels: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     return from_unit(x, dtype)
 
 
-def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = None) -> None:
+def write_image(
+    path: str | Path,
+    array: np.ndarray,
+    alpha: np.ndarray | None = None,
+    metadata: ImageMetadata | None = None,
+) -> None:
     """Write ``array`` (H x W x C with C in 1, 3, or H x W) to ``path``; format from extension.
 
     dtype uint8 goes to any format; uint16 to TIFF, or PNG when gray without alpha; float32 to
     TIFF only. ``alpha`` (H x W, same dtype) is stored in PNG and TIFF and dropped with a
     warning for JPEG and BMP. JPEG is written at quality 95 without chroma subsampling, WebP
-    lossless.
+    lossless. ``metadata`` (an input's colour profile and EXIF data) is stored as the format
+    allows (:mod:`restorekit.io.metadata`).
     Parent folders are created; the file is written to a temporary file in the same folder,
     then renamed over ``path``, so a crash never leaves a half-written image.
     """
@@ -424,12 +442,15 @@ def write_image(path: str | Path, array: np.ndarray, alpha: np.ndarray | None = 
     if alpha is not None:
         pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
 
+    metadata = metadata or ImageMetadata()
+
     def write(tmp: Path) -> None:
         if kind == "TIFF":
-            _write_tiff(tmp, pixels, has_alpha=alpha is not None)
+            _write_tiff(tmp, pixels, alpha is not None, metadata)
         else:
             image = PILImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-            image.save(tmp, format=kind, **_WRITE_OPTIONS.get(kind, {}))
+            options = _WRITE_OPTIONS.get(kind, {}) | metadata.pillow_options(kind)
+            image.save(tmp, format=kind, **options)
 
     atomic_write(path, write)
 
@@ -485,10 +506,13 @@ def check_pixels(path: Path, kind: str, array: np.ndarray, alpha: np.ndarray | N
     return pixels
 
 
-def _write_tiff(f: Path, pixels: np.ndarray, has_alpha: bool) -> None:
+def _write_tiff(f: Path, pixels: np.ndarray, has_alpha: bool, metadata: ImageMetadata) -> None:
     samples = pixels.shape[2]
     tifffile.imwrite(
-        f, pixels[..., 0] if samples == 1 else pixels, **tiff_layout(samples, has_alpha)
+        f,
+        pixels[..., 0] if samples == 1 else pixels,
+        **tiff_layout(samples, has_alpha),
+        **metadata.tiff_options(),
     )
 
 

@@ -15,8 +15,10 @@ Same checks, atomic write (a temporary file renamed over the target) and alpha r
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -24,6 +26,7 @@ import tifffile
 from restorekit.errors import ImageFormatError
 from restorekit.io.files import atomic_write
 from restorekit.io.images import check_pixels, image_kind, tiff_layout, write_image
+from restorekit.io.metadata import ImageMetadata
 
 TIFF_ROWS_PER_STRIP = 64
 """Rows per TIFF strip: the most rows the TIFF writer holds beyond the block it is given."""
@@ -51,9 +54,12 @@ def write_image_rows(
     dtype: np.dtype,
     rows: Rows,
     alpha: np.ndarray | None = None,
+    metadata: ImageMetadata | None = None,
 ) -> None:
     """Write the H x W x C image of ``shape`` and ``dtype`` given as ``rows`` (see the module
-    docstring) to ``path``; format from the extension."""
+    docstring) to ``path``; format from the extension; ``metadata`` as
+    :func:`restorekit.io.write_image` stores it."""
+    metadata = metadata or ImageMetadata()
     path = Path(path)
     kind = image_kind(path)
     height, width, channels = shape
@@ -65,11 +71,13 @@ def write_image_rows(
         image = np.empty(shape, dtype)
         for first, block in _checked(rows, shape, dtype):
             image[first : first + len(block)] = block
-        write_image(path, image, alpha)
+        write_image(path, image, alpha, metadata)
         return
     with_alpha = _with_alpha(_checked(rows, shape, dtype), alpha)
     write = _write_png if kind == "PNG" else _write_tiff
-    atomic_write(path, lambda tmp: write(tmp, shape, dtype, with_alpha, alpha is not None))
+    atomic_write(
+        path, lambda tmp: write(tmp, shape, dtype, with_alpha, alpha is not None, metadata)
+    )
 
 
 def _checked(rows: Rows, shape: tuple[int, int, int], dtype: np.dtype) -> Rows:
@@ -103,11 +111,20 @@ def _write_png(
     dtype: np.dtype,
     blocks: Iterator[np.ndarray],
     has_alpha: bool,
+    metadata: ImageMetadata,
 ) -> None:
     import png  # pypng
 
+    class Writer(png.Writer):
+        """pypng's writer, with the colour profile and EXIF chunks after the header."""
+
+        def write_preamble(self, outfile: Any) -> None:
+            super().write_preamble(outfile)
+            for tag, data in png_metadata_chunks(metadata):
+                png.write_chunk(outfile, tag, data)
+
     height, width, channels = shape
-    writer = png.Writer(
+    writer = Writer(
         width,
         height,
         greyscale=channels == 1,
@@ -124,6 +141,7 @@ def _write_tiff(
     dtype: np.dtype,
     blocks: Iterator[np.ndarray],
     has_alpha: bool,
+    metadata: ImageMetadata,
 ) -> None:
     height, width, channels = shape
     samples = channels + has_alpha
@@ -134,6 +152,7 @@ def _write_tiff(
         dtype=dtype,
         rowsperstrip=TIFF_ROWS_PER_STRIP,
         **tiff_layout(samples, has_alpha),
+        **metadata.tiff_options(),
     )
 
 
@@ -152,3 +171,14 @@ def _strips(blocks: Iterator[np.ndarray], rows: int) -> Iterator[bytes]:
             pending, count = ([rest] if len(rest) else []), len(rest)
     if count:
         yield np.ascontiguousarray(np.concatenate(pending)).tobytes()
+
+
+def png_metadata_chunks(metadata: ImageMetadata) -> list[tuple[bytes, bytes]]:
+    """The PNG chunks that store ``metadata``: ``iCCP`` (the profile, zlib-compressed) and
+    ``eXIf`` (the EXIF data without its ``Exif\\0\\0`` prefix), both before the image data."""
+    chunks = []
+    if metadata.icc_profile:
+        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(metadata.icc_profile)))
+    if metadata.exif:
+        chunks.append((b"eXIf", metadata.exif.removeprefix(b"Exif\0\0")))
+    return chunks
