@@ -272,3 +272,21 @@ def test_a_folder_without_a_model_says_what_a_run_folder_holds(tmp_path):
     (tmp_path / "run" / "checkpoints" / "last.state.pt").write_bytes(b"")
     with pytest.raises(ModelLoadError, match="restorekit train --resume"):
         resolve_model(tmp_path / "run")
+
+
+def test_tta_and_ensemble_name_the_same_flag_on_every_command(tmp_path, astronaut, model_path):
+    """--tta (denoise's name) and --ensemble (EDSR's) are one flag: either works everywhere
+    and gives the same bytes."""
+    write_image(tmp_path / "a.png", astronaut[:32, :40])
+    outputs = []
+    for flag in ("--tta", "--ensemble"):
+        out = tmp_path / flag.strip("-")
+        result = CliRunner().invoke(
+            main,
+            ["denoise", str(tmp_path / "a.png"), "-o", str(out), "--model", str(model_path), flag],
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append((out / "a.png").read_bytes())
+    assert outputs[0] == outputs[1]
+    upscale = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "big"), "--tta"]
+    assert CliRunner().invoke(main, upscale).exit_code == 0

@@ -51,7 +51,13 @@ if TYPE_CHECKING:
     "OME-TIFF files are always stacks; OME-Zarr and OME-TIFF name their own axes (leave --axes "
     "out).",
 )
-@click.option("--tta", is_flag=True, help="Mean over the 8 flips/rotations in the YX plane.")
+@click.option(
+    "--tta",
+    "--ensemble",
+    "tta",
+    is_flag=True,
+    help="Mean over the 8 flips/rotations in the YX plane (8 passes; --ensemble is the same).",
+)
 @precision_option
 @device_option
 def denoise(
@@ -162,7 +168,13 @@ def _denoise_stacks(
     type=click.IntRange(min=2),
     help="Upscaling factor: one of a multi-scale model's (default: the model's first).",
 )
-@click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble (8 passes, EDSR+).")
+@click.option(
+    "--ensemble",
+    "--tta",
+    "ensemble",
+    is_flag=True,
+    help="x8 geometric self-ensemble (8 passes, EDSR+; --tta is the same).",
+)
 @tiling_options
 @max_pixels_option
 @backend_option

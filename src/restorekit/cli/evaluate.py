@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--ensemble",
+    "--tta",
+    "ensemble",
     is_flag=True,
     help="x8 self-ensemble: the mean over the 8 flips/rotations (upscalers: EDSR+; denoisers: "
     "what `denoise --tta` does), on either backend.",
