@@ -152,3 +152,38 @@ def test_eval_replaces_its_json_report_only_with_overwrite(trained_run, photo_fo
     replaced = CliRunner().invoke(main, [*args, "--json", str(report), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(report.read_text())["n_images"] == 4
+
+
+def test_a_grey_model_is_evaluated_on_colour_images_channel_by_channel(photo_folder, tmp_path):
+    """As `restorekit denoise` runs it: each colour channel of the noisy image through the
+    grey model (the evaluation's figure is that of those results, checked by hand)."""
+    import torch
+
+    from restorekit import load_model
+    from restorekit.io import list_images, read_image, to_uint8
+    from restorekit.nets import build_net
+    from restorekit.nets.files import ModelDescriptor, save_model
+
+    torch.manual_seed(0)
+    args = {"in_channels": 1, "out_channels": 1, "features": 8}
+    net = build_net("unet-n2n", **args)
+    grey = tmp_path / "grey.safetensors"
+    descriptor = ModelDescriptor(
+        arch="unet-n2n", arch_args=args, in_channels=1, out_channels=1,
+        size_multiple=net.size_multiple, noise="gauss:25",
+    )  # fmt: skip
+    save_model(grey, net, descriptor)
+    out = tmp_path / "grey.json"
+    result = CliRunner().invoke(
+        main, ["eval", "--model", str(grey), "--data", str(photo_folder), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    model = load_model(grey, device="cpu")
+    paths = list_images(photo_folder)
+    images = [to_uint8(read_image(p).array) for p in paths]
+    assert images[0].shape[2] == 3
+    expected = evaluate_denoising(
+        lambda noisy: model.predict(noisy[:, None])[:, 0], images, [p.name for p in paths],
+        parse_noise("gauss:25"),
+    )  # fmt: skip
+    assert json.loads(out.read_text())["psnr"] == pytest.approx(expected.psnr, abs=1e-6)

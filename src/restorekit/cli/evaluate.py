@@ -137,15 +137,21 @@ def evaluate(
             chosen, reason=f"{chosen.reason}; --ensemble runs on either backend"
         )
     click.echo(chosen.describe())
-    arrays, kept, left_out = _clean_images(paths, model.descriptor.in_channels, keep_going)
+    # a grey model takes colour images channel by channel, as `restorekit denoise` does
+    grey_model = model.descriptor.in_channels == 1
+    channels = None if grey_model else model.descriptor.in_channels
+    arrays, kept, left_out = _clean_images(paths, channels, keep_going)
     names = [p.name for p in kept]
     images = [to_uint8(a) for a in arrays]
     repeats = repeats or default_repeats(data)
 
-    def denoise(noisy: np.ndarray) -> np.ndarray:  # C x H x W float -> C x H x W float32
+    def run(batch: np.ndarray) -> np.ndarray:  # N x C x H x W -> N x C x H x W float32
         if ensemble:  # in NumPy around the model, as for upscalers: any backend
-            return self_ensemble(model.predict, noisy[None])[0]
-        return model.predict(noisy[None])[0]
+            return self_ensemble(model.predict, batch)
+        return model.predict(batch)
+
+    def denoise(noisy: np.ndarray) -> np.ndarray:  # C x H x W float -> C x H x W float32
+        return run(noisy[:, None])[:, 0] if grey_model else run(noisy[None])[0]
 
     report = evaluate_denoising(
         denoise, images, names, parse_noise(spec), repeats, seed, save_dir, progress=True
