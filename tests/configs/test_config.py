@@ -86,3 +86,17 @@ def test_sections_without_a_kind_take_the_default_architecture_and_method():
     cfg = load_config({"model": {"features": 8}, "method": {"lambda2": 2.0}})
     assert cfg.model.arch == "unet-n2n" and cfg.model.features == 8
     assert cfg.method.name == "ne2ne" and cfg.method.lambda2 == 2.0
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("train.epoch", "train.epochs"), ("data.patchsize", "data.patch_size"), ("noize", "noise"),
+     ("method.masked_fractio", "method.masked_fraction")],
+)  # fmt: skip
+def test_a_misspelt_key_is_refused_with_the_field_meant(typed, meant):
+    preset = "n2v-bsd68" if typed.startswith("method.") else "ne2ne-gauss25"
+    with pytest.raises(ConfigError, match=f"{typed}: Extra inputs .*; did you mean {meant}\\?"):
+        load_config(preset, [f"{typed}=10"])
+    with pytest.raises(ConfigError) as unlike:  # nothing alike: no guess
+        load_config(preset, ["optim.learning_rate=0.1"])
+    assert "did you mean" not in str(unlike.value)

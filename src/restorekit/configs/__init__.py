@@ -77,8 +77,45 @@ def format_validation_error(error: ValidationError, source: str) -> str:
             if "input" in item and not isinstance(item["input"], dict)
             else ""
         )
-        lines.append(f"  {where}: {item['msg']}{given}")
+        hint = _did_you_mean(where) if item["type"] == "extra_forbidden" else ""
+        lines.append(f"  {where}: {item['msg']}{given}{hint}")
     return "\n".join(lines)
+
+
+def _did_you_mean(key: str) -> str:
+    """``; did you mean train.epochs?`` for a dotted key no section has, when a field of its
+    section (of any of the section's kinds) is spelled alike."""
+    import difflib
+
+    section, _, name = key.rpartition(".")
+    known = {
+        field.rpartition(".")[2] for field in config_fields() if field.rpartition(".")[0] == section
+    }
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else ""
+
+
+def config_fields() -> set[str]:
+    """Every dotted field name a config can have (``train.epochs``, ``model.features``, ...),
+    over every kind of method, model and data section."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def kinds(annotation: Any) -> list[type[BaseModel]]:
+        """The section classes an annotation names (through unions and Annotated)."""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [kind for argument in typing.get_args(annotation) for kind in kinds(argument)]
+
+    names: set[str] = set()
+    for section, info in Config.model_fields.items():
+        sections = kinds(info.annotation)
+        if not sections:
+            names.add(section)
+        for kind in sections:
+            names.update(f"{section}.{field}" for field in kind.model_fields)
+    return names
 
 
 def load_config(
