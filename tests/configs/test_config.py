@@ -100,3 +100,19 @@ def test_a_misspelt_key_is_refused_with_the_field_meant(typed, meant):
     with pytest.raises(ConfigError) as unlike:  # nothing alike: no guess
         load_config(preset, ["optim.learning_rate=0.1"])
     assert "did you mean" not in str(unlike.value)
+
+
+def test_presets_command_lists_what_each_trains_for_and_shows_one_in_full():
+    from click.testing import CliRunner
+
+    from restorekit.cli import main
+
+    table = CliRunner().invoke(main, ["presets"])
+    assert table.exit_code == 0
+    rows = {line.split()[0]: line for line in table.output.splitlines()[1:-1]}
+    assert set(rows) == set(presets())
+    assert rows["ne2ne-gauss5_50"].split()[1:] == ["ne2ne", "unet-ne2ne", "noise", "gauss:5-50"]
+    assert rows["rednet-sr"].endswith("upscaling x2/x3/x4")
+    full = CliRunner().invoke(main, ["presets", "n2v-bsd68"])
+    assert full.exit_code == 0 and full.output.startswith("# Noise2Void, BSD68")
+    assert "masked_fraction: 0.00198" in full.output

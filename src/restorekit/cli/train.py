@@ -92,9 +92,29 @@ def train(
 
 
 @click.command()
-def presets() -> None:
-    """List the shipped training presets."""
+@click.argument("name", required=False)
+def presets(name: str | None) -> None:
+    """List the shipped training presets (the papers' set-ups); with NAME, print that preset's
+    YAML, its comments saying where each setting comes from."""
+    from restorekit.configs import PRESET_DIR, load_config
     from restorekit.configs import presets as names
 
-    for name in names():
-        click.echo(name)
+    if name is not None:
+        if name not in names():
+            raise click.UsageError(f"no preset {name!r}; presets: {', '.join(names())}")
+        click.echo((PRESET_DIR / f"{name}.yaml").read_text().rstrip())
+        return
+    rows = [("name", "method", "network", "trains for")]
+    for preset in names():
+        config = load_config(preset)
+        scales = getattr(config.data, "scale", None)
+        if scales is not None:
+            listed = scales if isinstance(scales, list) else [scales]
+            target = "upscaling " + "/".join(f"x{s}" for s in listed)
+        else:
+            target = f"noise {config.noise}" if config.noise else "your noisy data (no added noise)"
+        rows.append((preset, config.method.name, config.model.arch, target))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]))
+    click.echo("one in full, with where each setting comes from: restorekit presets NAME")
