@@ -180,6 +180,7 @@ EXPORT_CASES = {
     "out = a folder": (["-o", "photos"], ["-o photos is a folder", "photos/den.onnx"]),
     "out not .onnx": (["-o", "den.model"], ["must be named *.onnx", "-o den.onnx"]),
     "existing .onnx": (["-o", "old.onnx"], ["-o old.onnx already exists", "--overwrite"]),
+    "out .zip without --format": (["-o", "den.zip"], ["add --format bioimageio", "-o den.onnx"]),
 }
 
 

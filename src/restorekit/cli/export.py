@@ -71,7 +71,7 @@ def export(
     """Export a model to ONNX (dynamic batch and size, 2D or 3D), checked with ONNX Runtime, or
     as a BioImage Model Zoo package checked by bioimageio.core's own model test. Never writes
     over the model, a folder or a file of another kind."""
-    from restorekit.io.outputs import plan_export
+    from restorekit.io.outputs import OutputPathError, plan_export
     from restorekit.zoo import resolve_model
 
     source = resolve_model(model_name)
@@ -92,6 +92,12 @@ def export(
         return
     from restorekit.infer.onnx_export import export_onnx
 
+    if out.suffix.lower() == ".zip":
+        raise OutputPathError(
+            f"-o {out}: a .zip is a BioImage Model Zoo package. Nothing was written. Fix: add "
+            f"--format bioimageio, or name an .onnx file for the bare network, e.g. -o "
+            f"{out.with_suffix('.onnx')}"
+        )
     plan_export(out, source, overwrite=overwrite)
     result = export_onnx(model_name, out, opset=opset, overwrite=overwrite)
     shape = "x".join(map(str, result.check_shape))
