@@ -70,9 +70,15 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
     from restorekit.units import parse_bytes
 
     try:
-        return None if value is None else parse_bytes(value)
+        size = None if value is None else parse_bytes(value)
     except RestorekitError as error:
         raise click.BadParameter(str(error)) from None
+    if value is not None and size is not None and size < 2**20 and value.strip().isdigit():
+        raise click.BadParameter(
+            f"{value} without a unit is {size} bytes, less than any model needs: give a unit, "
+            f"e.g. {value}GB"
+        )
+    return size
 
 
 def _stack(*decorators):  # noqa: ANN202 - click decorators
