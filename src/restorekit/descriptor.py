@@ -15,11 +15,17 @@ from the training data, applied to the input and undone on the output).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import SafetensorError, safe_open
 
 from restorekit.errors import ModelLoadError
+
+METADATA_KEY = "restorekit"
+"""The safetensors metadata key (and ONNX metadata key) holding the descriptor's JSON."""
 
 
 class ModelDescriptor(BaseModel):
@@ -69,3 +75,31 @@ class ModelDescriptor(BaseModel):
             what = name or f"this {self.arch} model"
             raise ModelLoadError(f"{what} upscales {listed}, not x{scale}")
         return scale
+
+
+def read_descriptor(path: str | Path) -> ModelDescriptor:
+    """The descriptor of a restorekit safetensors file (its header only; no torch needed)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:  # the header only
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
+    if METADATA_KEY not in metadata:
+        raise ModelLoadError(
+            f"{path}: safetensors file without a restorekit descriptor; it was not written by "
+            "restorekit (load its state dict yourself and pass a descriptor)"
+        )
+    try:
+        return ModelDescriptor.model_validate(json.loads(metadata[METADATA_KEY]))
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path}: malformed restorekit descriptor: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()} (found {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise ModelLoadError(
+            f"{path}: malformed restorekit descriptor: {problems}; the file was changed after "
+            "restorekit wrote it, or written by other code"
+        ) from None

@@ -145,12 +145,16 @@ def test_a_clean_image_warns_a_noisy_one_does_not(astronaut):
     clean, sigma25 = astronaut, noisy(astronaut, 25)
     assert estimate_noise(clean) * 255 < 5
     assert 20 < estimate_noise(sigma25) * 255 < 30
-    (message,) = check_image(clean, "clean.png", "gauss:25")
+    from restorekit.zoo import default_denoiser_noise
+
+    (message,) = check_image(clean, "clean.png", "gauss:25", default_denoiser_noise())
     assert message.startswith("clean.png: looks far less noisy") and "over-smooth" in message
     assert message.endswith("the shipped ne2ne-gauss5_50 (gauss:5-50: --model ne2ne-gauss5_50)")
     assert check_image(sigma25, "noisy.png", "gauss:25") == []
     ramp = np.tile(np.linspace(40, 200, 256), (256, 1)).astype(np.uint8)  # no noise at all
-    (blind,) = check_image(ramp, "ramp.png", "gauss:5-50")  # the blind model itself: no help
+    (blind,) = check_image(
+        ramp, "ramp.png", "gauss:5-50", default_denoiser_noise()
+    )  # the blind model itself: no help
     assert "ne2ne-gauss5_50" not in blind and "trained on these images" in blind
 
 
@@ -161,6 +165,7 @@ def test_denoise_warns_on_clean_input(tmp_path, crop, models):
                   str(tmp_path / "out"), "--model", models["denoise"]])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "clean.png: looks far less noisy" in result.output
+    assert "--model ne2ne-gauss5_50" in " ".join(result.output.split())  # the blind model named
     assert "noisy.png: looks" not in result.output
     model = load_model(models["denoise"])
     with pytest.warns(InputWarning, match="far less noisy"):

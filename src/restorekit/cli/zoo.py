@@ -38,7 +38,8 @@ def models(names: tuple[str, ...], details: bool) -> None:
 
 def _print_models_table(zoo_models: list[ZooModel]) -> None:
     """One row per shipped model: what it does, its network, its training, its figures."""
-    from restorekit.nets.files import count_parameters, read_descriptor
+    from restorekit.descriptor import read_descriptor
+    from restorekit.nets.files import count_parameters
 
     rows = [["name", "task", "channels", "network", "trained", "PSNR (dB, input -> output)"]]
     for model in zoo_models:
@@ -71,8 +72,8 @@ def _steps(name: str, training: dict) -> str:
 
 def _describe_model(model: ZooModel) -> None:
     """The long form of one shipped model for ``restorekit models NAME``."""
+    from restorekit.descriptor import read_descriptor
     from restorekit.infer.backends import onnx_status
-    from restorekit.nets.files import read_descriptor
 
     d = read_descriptor(model.weights)
     args = ", ".join(f"{k}={v}" for k, v in d.arch_args.items())

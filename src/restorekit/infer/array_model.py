@@ -49,6 +49,7 @@ from restorekit.io.checks import check_image, check_stack, from_input_scale, war
 from restorekit.io.stacks import check_finite
 from restorekit.normalization import Normalization
 from restorekit.pixels import from_unit, to_unit, unit_scale
+from restorekit.zoo import DEFAULT_DENOISER, default_denoiser_noise, shipped_denoisers
 
 _OUTPUT_BYTES = 8
 """Bytes per output value held while a band of output rows is blended: the float32 band and
@@ -175,7 +176,8 @@ class ArrayModel:
         than the model was trained for emit an InputWarning."""
         self.require_task("denoise")
         if check:
-            warn(check_image(_colour(image), "the image", self.descriptor.noise))
+            noise = self.descriptor.noise
+            warn(check_image(_colour(image), "the image", noise, default_denoiser_noise()))
         return apply_to_image(self._image_blocks(ensemble), image, self.descriptor.in_channels)
 
     def upscale(
@@ -320,9 +322,8 @@ def _colour(image: np.ndarray) -> np.ndarray:
 
 def _shipped_for(channels: int) -> str:
     """A suggestion of the shipped denoisers for data of ``channels`` channels, or nothing."""
-    from restorekit.zoo import shipped_denoisers
-
     names = shipped_denoisers(channels)
     if not names:
         return ""
-    return f": use a model for {channels}-channel data, e.g. --model {names[0]}, or train one"
+    name = DEFAULT_DENOISER if DEFAULT_DENOISER in names else names[0]
+    return f": use a model for {channels}-channel data, e.g. --model {name}, or train one"

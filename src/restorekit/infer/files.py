@@ -27,6 +27,7 @@ from restorekit.io.checks import check_image, from_input_scale, to_input_scale
 from restorekit.io.stacks import read_ome_tiff
 from restorekit.io.streaming import Rows, held_bytes, write_image_rows
 from restorekit.io.zarr_stacks import ZarrStackWriter, is_zarr, open_zarr_stack
+from restorekit.zoo import default_denoiser_noise
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def restore_file(
     if options.input_scale is not None:
         array = to_input_scale(array, options.input_scale)
     upscaling = (task or model.descriptor.task) == "upscale"
-    warnings = check_image(array, source, None if upscaling else model.descriptor.noise)
+    noise = None if upscaling else model.descriptor.noise
+    warnings = check_image(array, source, noise, default_denoiser_noise())
     model.require_task("upscale" if upscaling else "denoise")
     scale = model.descriptor.chosen_scale(options.scale) if upscaling else 1
     alpha = image.alpha

@@ -198,10 +198,15 @@ def model_sigma(noise: str, mean: float = 0.5) -> float | None:
 
 
 def check_noise_level(
-    array: np.ndarray, noise: str | None, where: str | Path = "the image"
+    array: np.ndarray,
+    noise: str | None,
+    where: str | Path = "the image",
+    weaker: tuple[str, str] | None = None,
 ) -> str | None:
     """A warning when ``array`` looks far less noisy (estimated sigma below a third) than the
-    noise ``noise`` the model was trained for, else None."""
+    noise ``noise`` the model was trained for, else None. ``weaker``: a model to suggest,
+    ``(name, its noise)`` (the shipped default denoiser), named when it was trained for weaker
+    noise than ``noise``."""
     if not noise or min(np.shape(array)[:2]) < _MIN_ESTIMATE_SIDE:
         return None  # too small for a reliable estimate
     mean = float(np.mean(array)) / INTEGER_TOP.get(np.asarray(array).dtype, 1.0)
@@ -214,32 +219,31 @@ def check_noise_level(
     return (
         f"{where}: looks far less noisy (estimated noise sigma {found * 255:.1f}/255) than the "
         f"model was trained for ({noise}, about {trained * 255:.1f}/255): it will over-smooth "
-        f"the image; use a model trained for weaker noise{_weaker_shipped_model(trained, mean)}"
+        f"the image; use a model trained for weaker noise{_suggestion(weaker, trained, mean)}"
     )
 
 
-def _weaker_shipped_model(trained: float, mean: float) -> str:
-    """A suggestion of the shipped default denoiser (blind, sigma 5-50) when it was trained for
-    weaker noise than ``trained``, else a generic one."""
-    from restorekit.nets.files import read_descriptor
-    from restorekit.zoo import DEFAULT_DENOISER, shipped_model
-
-    default = shipped_model(DEFAULT_DENOISER)
-    noise = read_descriptor(default.weights).noise if default else None
-    lowest = model_sigma(noise, mean) if noise else None
-    if lowest is not None and lowest < trained:
-        return f", e.g. the shipped {DEFAULT_DENOISER} ({noise}: --model {DEFAULT_DENOISER})"
+def _suggestion(weaker: tuple[str, str] | None, trained: float, mean: float) -> str:
+    """``weaker`` as a suggestion when it was trained for weaker noise than ``trained``, else
+    a generic one."""
+    lowest = model_sigma(weaker[1], mean) if weaker else None
+    if weaker is not None and lowest is not None and lowest < trained:
+        name, noise = weaker
+        return f", e.g. the shipped {name} ({noise}: --model {name})"
     return " (e.g. a real-data model, or one trained on these images)"
 
 
 def check_image(
-    array: np.ndarray, where: str | Path = "the image", noise: str | None = None
+    array: np.ndarray,
+    where: str | Path = "the image",
+    noise: str | None = None,
+    weaker: tuple[str, str] | None = None,
 ) -> list[str]:
-    """:func:`check_values` and, for denoising (``noise``: the model's trained noise),
-    :func:`check_noise_level`, unless the image is constant."""
+    """:func:`check_values` and, for denoising (``noise``: the model's trained noise; ``weaker``
+    as there), :func:`check_noise_level`, unless the image is constant."""
     messages = check_values(array, where)
     if noise and np.asarray(array).size and np.ptp(array) > 0:
-        message = check_noise_level(array, noise, where)
+        message = check_noise_level(array, noise, where, weaker)
         if message:
             messages.append(message)
     return messages

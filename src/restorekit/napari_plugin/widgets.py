@@ -65,7 +65,7 @@ class DenoiseWidget(Container):
     """Denoise the chosen image layer with a shipped model, a model file or a run folder."""
 
     def __init__(self, viewer: Any) -> None:
-        from restorekit.nets.files import read_descriptor
+        from restorekit.descriptor import read_descriptor
         from restorekit.zoo import DEFAULT_DENOISER, shipped_models
 
         self._viewer = viewer

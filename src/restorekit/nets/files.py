@@ -9,22 +9,18 @@ needs the descriptor from the caller.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from restorekit.descriptor import ModelDescriptor
+from restorekit.descriptor import METADATA_KEY, ModelDescriptor, read_descriptor
 from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
-
-METADATA_KEY = "restorekit"
 
 
 def save_model(
@@ -44,34 +40,6 @@ def save_model(
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {METADATA_KEY: descriptor.model_dump_json()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-
-
-def read_descriptor(path: str | Path) -> ModelDescriptor:
-    """The descriptor of a restorekit safetensors file."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
-    if METADATA_KEY not in metadata:
-        raise ModelLoadError(
-            f"{path}: safetensors file without a restorekit descriptor; it was not written by "
-            "restorekit (load its state dict yourself and pass a descriptor)"
-        )
-    try:
-        return ModelDescriptor.model_validate(json.loads(metadata[METADATA_KEY]))
-    except json.JSONDecodeError as error:
-        raise ModelLoadError(f"{path}: malformed restorekit descriptor: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()} (found {e.get('input')!r})"
-            for e in error.errors()
-        )
-        raise ModelLoadError(
-            f"{path}: malformed restorekit descriptor: {problems}; the file was changed after "
-            "restorekit wrote it, or written by other code"
-        ) from None
 
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")

@@ -63,7 +63,7 @@ class Models:
     def describe(self) -> list[dict[str, Any]]:
         """What ``GET /api/models`` lists: task, channels, scales, noise, measured figures, and
         ``default`` (true for the one the page starts with, :data:`DEFAULT_DENOISER`)."""
-        from restorekit.nets.files import read_descriptor
+        from restorekit.descriptor import read_descriptor
 
         listed = []
         for entry in self.entries().values():

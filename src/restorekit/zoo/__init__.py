@@ -10,11 +10,13 @@ size, and the change of its evaluation figure in each precision, which ``auto`` 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from restorekit.descriptor import read_descriptor
 from restorekit.errors import ModelLoadError
 
 ZOO_DIR = Path(__file__).parent
@@ -69,11 +71,18 @@ def shipped_model(name: str | Path) -> ZooModel | None:
     return next((m for m in shipped_models() if m.name == str(name)), None)
 
 
+@functools.cache
+def default_denoiser_noise() -> tuple[str, str] | None:
+    """``(DEFAULT_DENOISER, the noise it was trained for)``, the model the clean-input warning
+    suggests (:func:`restorekit.io.checks.check_noise_level`), or None if it is not shipped."""
+    model = shipped_model(DEFAULT_DENOISER)
+    noise = read_descriptor(model.weights).noise if model else None
+    return (DEFAULT_DENOISER, noise) if noise else None
+
+
 def shipped_upscalers() -> dict[int, str]:
     """The shipped upscaler for each scale, ``{2: "edsr-baseline-x2", ...}`` (the first by
     name when several take a scale)."""
-    from restorekit.nets.files import read_descriptor
-
     found: dict[int, str] = {}
     for model in shipped_models():
         descriptor = read_descriptor(model.weights)
@@ -85,8 +94,6 @@ def shipped_upscalers() -> dict[int, str]:
 
 def shipped_denoisers(channels: int) -> list[str]:
     """The names of the shipped denoisers that take ``channels`` channels."""
-    from restorekit.nets.files import read_descriptor
-
     return [
         m.name
         for m in shipped_models()
