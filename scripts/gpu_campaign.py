@@ -267,9 +267,14 @@ def prepare(args: argparse.Namespace) -> None:
     (GPU_DIR / "target.json").write_text(json.dumps({"target": target.name}) + "\n")
     tree = _tree_bytes()
     wheels = sum(p.stat().st_size for p in GPU_DIR.rglob("*") if p.is_file())
-    size = write_pack(
-        target, SHARED, GPU_DIR / "pack", TRANSIT_LIMIT - TRANSIT_MARGIN - tree - wheels
-    )
+    budget = TRANSIT_LIMIT - TRANSIT_MARGIN - tree - wheels
+    if budget <= 0:
+        raise SystemExit(
+            f"the tree ({tree / 2**20:.1f} MiB) and the wheels ({wheels / 2**20:.1f} MiB) leave "
+            f"no room for training data within {TRANSIT_LIMIT / 2**20:.0f} MiB: make the tree "
+            "smaller (the zoo's weights are most of it)"
+        )
+    size = write_pack(target, SHARED, GPU_DIR / "pack", budget)
     print(f"pack: {', '.join(target.sets())}: {size / 2**20:.1f} MiB")
     print(
         f"travels: tree {tree / 2**20:.1f} MiB + .gpu {(wheels + size) / 2**20:.1f} MiB = "

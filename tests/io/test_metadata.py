@@ -24,8 +24,8 @@ MAKE, MODEL, ORIENTATION, EXIF_IFD, PIXEL_X, PIXEL_Y = (
 
 @pytest.fixture(scope="module")
 def profile() -> bytes:
-    """An ICC profile that is not sRGB (the point of keeping one)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    """An RGB ICC profile (its header names the colour space, bytes 16-20: ``RGB ``)."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 @pytest.fixture
@@ -95,3 +95,19 @@ def test_read_and_write_image_carry_the_metadata(tmp_path, astronaut, profile):
     plain = read_image(tmp_path / "plain.png").metadata
     assert plain.icc_profile is None and plain.exif is None
     np.testing.assert_array_equal(read_image(tmp_path / "b.png").array, pixels)
+
+
+def test_metadata_that_does_not_fit_the_result_is_left_out(profile):
+    """A profile of another colour space (a CMYK JPEG's is read as RGB; here a Lab one) is
+    never written to RGB pixels; EXIF too large for a JPEG's segment is left out of JPEGs only;
+    EXIF that cannot be parsed does not stop the write."""
+    from restorekit.io.metadata import ImageMetadata
+
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert ImageMetadata(lab).for_channels(3).icc_profile is None
+    assert ImageMetadata(profile).for_channels(3).icc_profile == profile
+    assert ImageMetadata(profile).for_channels(1).icc_profile is None  # RGB profile, grey image
+    huge = ImageMetadata(None, b"Exif\0\0" + b"\0" * 70_000)
+    assert "exif" not in huge.pillow_options("JPEG") and "exif" in huge.pillow_options("PNG")
+    broken = ImageMetadata(profile, b"Exif\0\0not a tiff structure")
+    assert broken.sized(10, 20).exif in (None, broken.exif)

@@ -64,9 +64,9 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except RestorekitError as error:
                 raise click.ClickException(str(error)) from None
-            except BrokenPipeError:  # the reader left (`restorekit models | head`): stop quietly
-                _silence_stdout()
-                raise SystemExit(0) from None
+            except BrokenPipeError:  # the reader left (`restorekit models | head`): stop quietly,
+                _silence_stdout()  # with the shells' code for it (128 + SIGPIPE), not success
+                raise SystemExit(141) from None
             except OSError as error:  # disk full, read-only or unwritable folders, ...
                 raise click.ClickException(_file_system_message(error)) from None
 

@@ -106,7 +106,7 @@ def presets(name: str | None) -> None:
         return
     rows = [("name", "method", "network", "trains for")]
     for preset in names():
-        config = load_config(preset)
+        config = load_config(PRESET_DIR / f"{preset}.yaml")  # not a folder of that name here
         scales = getattr(config.data, "scale", None)
         if scales is not None:
             listed = scales if isinstance(scales, list) else [scales]

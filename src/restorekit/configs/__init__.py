@@ -108,11 +108,9 @@ def config_fields() -> set[str]:
             return [annotation]
         return [kind for argument in typing.get_args(annotation) for kind in kinds(argument)]
 
-    names: set[str] = set()
+    names: set[str] = set(Config.model_fields)  # the sections and the top-level fields
     for section, info in Config.model_fields.items():
         sections = kinds(info.annotation)
-        if not sections:
-            names.add(section)
         for kind in sections:
             names.update(f"{section}.{field}" for field in kind.model_fields)
     return names

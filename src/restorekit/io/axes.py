@@ -265,6 +265,7 @@ class ScaledView:
         self.shape = tuple(array.shape)
         self.dtype = np.dtype(np.float32)
         self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -128,7 +128,8 @@ def check_stack(stack: np.ndarray, where: str | Path, normalized: bool) -> list[
         scale = suggest_scale(max(high, -low))
         raise InputScaleError(
             f"{where}: float values span {_fmt(low)} to {_fmt(high)}, but this model (trained "
-            f"without data.normalization) takes values on [0, 1]: divide the stack by "
+            f"without data.normalization) takes values on [0, 1]: pass --input-scale "
+            f"{_fmt(scale)} (Python: input_scale={_fmt(scale)}), divide the stack by "
             f"{_fmt(scale)} first, {advice}"
         )
     if sample.dtype == np.uint16 and high <= LOW_RANGE_MAX:

@@ -442,7 +442,7 @@ def write_image(
     if alpha is not None:
         pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
 
-    metadata = metadata or ImageMetadata()
+    metadata = (metadata or ImageMetadata()).for_channels(pixels.shape[2] - (alpha is not None))
 
     def write(tmp: Path) -> None:
         if kind == "TIFF":

@@ -15,7 +15,6 @@ Same checks, atomic write (a temporary file renamed over the target) and alpha r
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ def write_image_rows(
     """Write the H x W x C image of ``shape`` and ``dtype`` given as ``rows`` (see the module
     docstring) to ``path``; format from the extension; ``metadata`` as
     :func:`restorekit.io.write_image` stores it."""
-    metadata = metadata or ImageMetadata()
+    metadata = (metadata or ImageMetadata()).for_channels(shape[2])
     path = Path(path)
     kind = image_kind(path)
     height, width, channels = shape
@@ -120,7 +119,7 @@ def _write_png(
 
         def write_preamble(self, outfile: Any) -> None:
             super().write_preamble(outfile)
-            for tag, data in png_metadata_chunks(metadata):
+            for tag, data in metadata.png_chunks():
                 png.write_chunk(outfile, tag, data)
 
     height, width, channels = shape
@@ -171,14 +170,3 @@ def _strips(blocks: Iterator[np.ndarray], rows: int) -> Iterator[bytes]:
             pending, count = ([rest] if len(rest) else []), len(rest)
     if count:
         yield np.ascontiguousarray(np.concatenate(pending)).tobytes()
-
-
-def png_metadata_chunks(metadata: ImageMetadata) -> list[tuple[bytes, bytes]]:
-    """The PNG chunks that store ``metadata``: ``iCCP`` (the profile, zlib-compressed) and
-    ``eXIf`` (the EXIF data without its ``Exif\\0\\0`` prefix), both before the image data."""
-    chunks = []
-    if metadata.icc_profile:
-        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(metadata.icc_profile)))
-    if metadata.exif:
-        chunks.append((b"eXIf", metadata.exif.removeprefix(b"Exif\0\0")))
-    return chunks
