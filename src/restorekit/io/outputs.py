@@ -247,12 +247,7 @@ def plan_report(
             + (" and never replaces another kind of file" if path.exists() else "")
             + f". Nothing was written. Fix: e.g. {option} {path.with_suffix('.json')}"
         )
-    _check_parents(path.parent, option)
-    if path.exists() and not overwrite:
-        raise OutputPathError(
-            f"{option} {path} already exists. Nothing was written. Fix: add --overwrite to "
-            f"replace it, or pick another {option}"
-        )
+    _check_replaceable(path, overwrite, option)
     return path
 
 
@@ -298,13 +293,7 @@ def plan_export(
             + ("that is how --model knows it" if kind == "onnx" else "a package is a zip")
             + f"). Fix: e.g. {fix}"
         )
-    if check_parents:
-        _check_parents(out.parent, option)
-    if out.exists() and not overwrite:
-        raise OutputPathError(
-            f"{option} {out} already exists. Nothing was written. Fix: add --overwrite to "
-            f"replace it, or pick another {option}"
-        )
+    _check_replaceable(out, overwrite, option, check_parents)
     return out
 
 
@@ -325,6 +314,18 @@ def _plan_one(source: Path, target: Path, sources: dict, option: str) -> Planned
             f"replaced before it is read. Nothing was written. Fix: pick another {option}"
         )
     return PlannedOutput(source, target, exists=True, in_place=identity == _identity(source))
+
+
+def _check_replaceable(path: Path, overwrite: bool, option: str, parents: bool = True) -> None:
+    """The last checks of a single output file: its folder can be made and written to
+    (``parents``), and an existing file is replaced only with ``overwrite``."""
+    if parents:
+        _check_parents(path.parent, option)
+    if path.exists() and not overwrite:
+        raise OutputPathError(
+            f"{option} {path} already exists. Nothing was written. Fix: add --overwrite to "
+            f"replace it, or pick another {option}"
+        )
 
 
 def _check_parents(folder: Path, option: str) -> None:
