@@ -250,7 +250,8 @@ def test_x3_initialised_from_x2_loads_every_tensor_but_the_upsampler(x2_run, pho
     x2_file = x2_run / "model.safetensors"
     x2 = load_file(str(x2_file))
     net = build_net("edsr", scale=3, n_blocks=2, features=8)
-    loaded, skipped = init_from_model_file(net, "edsr", x2_file)
+    loaded, skipped, adapted = init_from_model_file(net, "edsr", x2_file)
+    assert adapted == []
     assert loaded == sorted(k for k in x2 if not k.startswith("upsample."))
     assert skipped == ["upsample.0.bias", "upsample.0.weight"]
     for key in loaded:

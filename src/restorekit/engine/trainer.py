@@ -240,10 +240,19 @@ def _place_data(run: _Run) -> None:
 def _init_weights(run: _Run, init_from: Path) -> None:
     """Start from the weights of a model file, run folder or shipped model (train.init_from)."""
     source = resolve_model(init_from)
-    loaded, skipped = init_from_model_file(run.stepper.model, run.cfg.model.arch, source)
+    model = run.cfg.model
+    channels = (model.in_channels, getattr(model, "out_channels", model.in_channels))
+    loaded, skipped, adapted = init_from_model_file(run.stepper.model, model.arch, source, channels)
     run.log.line(
         f"initialised from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept "
-        f"as initialised" + (f" ({', '.join(skipped)})" if skipped else "")
+        f"as initialised"
+        + (f" ({', '.join(skipped)})" if skipped else "")
+        + (
+            f"; {len(adapted)} adapted to {channels[0]} -> {channels[1]} channels "
+            f"({', '.join(adapted)})"
+            if adapted
+            else ""
+        )
     )
 
 

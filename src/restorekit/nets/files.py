@@ -21,6 +21,7 @@ from restorekit.descriptor import METADATA_KEY, ModelDescriptor, read_descriptor
 from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
+from restorekit.nets.colour import adapt_colour
 
 
 def save_model(
@@ -154,15 +155,17 @@ def load_state_except(
 
 
 def init_from_model_file(
-    net: nn.Module, arch: str, path: str | Path
-) -> tuple[list[str], list[str]]:
-    """Copy the weights of the restorekit model file ``path`` into ``net`` (built as ``arch``),
-    as the starting point of a training run; return the names loaded and the names left as
-    initialised.
+    net: nn.Module, arch: str, path: str | Path, channels: tuple[int, int] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """Copy the weights of the restorekit model file ``path`` into ``net`` (built as ``arch``
+    for ``channels`` = (in, out), when given), as the starting point of a training run; return
+    the names loaded, the names left as initialised and, among the loaded, those adapted.
 
     The file must hold the same architecture. EDSR of another scale: every tensor but the
     upsampler's (``upsample.*``, see :func:`load_state_except`), as the paper starts x3 and x4
-    from x2; otherwise every tensor, strictly (a mismatch is an error naming the tensors).
+    from x2. Grey from RGB or RGB from grey: every tensor, those that read or write the image
+    adapted (:mod:`restorekit.nets.colour`). Otherwise every tensor, strictly (a mismatch is an
+    error naming the tensors).
     """
     path = Path(path)
     descriptor = read_descriptor(path)
@@ -170,13 +173,20 @@ def init_from_model_file(
         raise ModelLoadError(
             f"{path}: holds a {descriptor.arch!r} network; cannot initialise a {arch!r} from it"
         )
+    source_channels = (descriptor.in_channels, descriptor.out_channels)
+    if channels is not None and channels != source_channels:
+        source, _ = load_model_file(path, descriptor)
+        adapted = adapt_colour(
+            source, source_channels, net, channels, descriptor.size_multiple, str(path)
+        )
+        return sorted(net.state_dict()), [], sorted(adapted)
     tensors = _read_tensors(path)
     if arch == "edsr" and descriptor.scale != getattr(net, "scale", descriptor.scale):
         loaded = load_state_except(net, tensors, path, ("upsample.",))
     else:
         load_state(net, tensors, path)
         loaded = sorted(tensors)
-    return loaded, sorted(set(net.state_dict()) - set(loaded))
+    return loaded, sorted(set(net.state_dict()) - set(loaded)), []
 
 
 def load_model_file(
