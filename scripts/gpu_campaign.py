@@ -28,7 +28,10 @@ Stages, each inside what is left of ``--minutes``:
    the bf16 matrix-multiply rate measured in the same run (the chip's practical ceiling);
 4. training of the target (:data:`TARGETS`, first by default: ``--target`` picks) with
    ``train.time_budget`` set to the time left, minus a reserve for copying the results;
-5. ``summary.json`` (all of the above) and ``campaign.log`` (this output).
+5. ``summary.json`` (all of the above) and ``campaign.log`` (this output, errors included).
+
+A stage that fails is recorded in ``summary.json`` with its traceback and the next one still
+runs; a training run that fails or is stopped still sends back its last checkpoint and log.
 
 At most 8 files come back in ``--out``: summary.json, campaign.log, gpu_tests.txt,
 throughput.json, model.safetensors, best.safetensors, train.log. The weights are then evaluated
@@ -42,12 +45,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +69,27 @@ WHEELS = (
     "typing-extensions==4.16.0",
 )
 """Missing on the GPU machines' image (Python 3.12); everything else restorekit needs is there."""
+ABSENT_THERE = (
+    "zarr",
+    "ome_zarr_models",
+    "pydantic_zarr",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "napari",
+    "magicgui",
+    "qtpy",
+    "png",
+    "bioimageio",
+)
+"""Packages of restorekit's extras that the GPU image lacks and the window does not need (the
+device README's list): nothing the campaign or its tests import may need them."""
+GPU_TESTS = ROOT / "tests" / "engine" / "test_gpu.py"
+"""The gpu-marked tests; only this file is collected there (another module's imports could
+stop the collection)."""
+COMPILE_MIN_LEFT_S = 420.0
+"""torch.compile's mode of the throughput table runs only with this much of the window left
+(compiling takes minutes on a cold cache; the window's time goes to training first)."""
 DRY_RUN_BUDGET_S = 8.0
 RESERVE_S = 25.0
 """Kept free at the end of the window: final save, copying the results, the call's return."""
@@ -76,7 +104,6 @@ class Target:
     train_sets: tuple[str, ...]
     val_set: str
     overrides: tuple[str, ...] = ()
-    grey_val: bool = False  # validate on the grey versions of val_set's first images
 
     def sets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.train_sets, self.val_set)))
@@ -125,7 +152,6 @@ TARGETS: tuple[Target, ...] = (
         ("Train400",),
         "BSD200_train",
         ("data.noise_once=true", "method.masked_fraction=0.02"),
-        grey_val=True,
     ),
     Target(
         "edsr-baseline-x3",
@@ -141,7 +167,7 @@ TARGETS: tuple[Target, ...] = (
         "T91",
         ("data.skip_small=true", "data.repeat=55", "train.init_from=edsr-baseline-x4"),
     ),
-    Target("rednet-denoise", "rednet-denoise", ("Train400",), "BSD200_train", (), grey_val=True),
+    Target("rednet-denoise", "rednet-denoise", ("Train400",), "BSD200_train", ()),
     Target(
         "ne2ne-poisson30",
         "ne2ne-poisson30",
@@ -321,30 +347,37 @@ def environment(device) -> dict:
     return info
 
 
+def gpu_test_command(collect_only: bool) -> list[str]:
+    """``pytest -m gpu`` on :data:`GPU_TESTS`, without third-party plugins (the GPU image
+    has plugins that no CI run has seen); ``collect_only`` for the dry run."""
+    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"]
+    command += ["-o", "addopts=", str(GPU_TESTS)]
+    return command + (["--collect-only"] if collect_only else [])
+
+
 def run_gpu_tests(campaign: Campaign) -> dict:
     """``pytest -m gpu`` (dry run: collected only, the suite already runs them on the CPU)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-m",
-        "gpu",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
-        str(ROOT / "tests"),
-    ]
-    if campaign.dry_run:
-        command.append("--collect-only")
+    command = gpu_test_command(campaign.dry_run)
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     # a dry run only collects: its limit is generous, whatever the load of the machine
     timeout = 120.0 if campaign.dry_run else max(10.0, min(150.0, campaign.left() * 0.3))
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a timeout kills the tests' own subprocesses too
+    )
     try:
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-        output, code = result.stdout + result.stderr, result.returncode
-    except subprocess.TimeoutExpired as error:
-        output, code = f"{error.stdout or ''}\ntimed out after {timeout:.0f} s", -1
+        output_bytes, _ = process.communicate(timeout=timeout)
+        code = process.returncode
+        output = output_bytes.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output_bytes, _ = process.communicate()
+        output = f"{output_bytes.decode(errors='replace')}\ntimed out after {timeout:.0f} s"
+        code = -1
     (campaign.out / "gpu_tests.txt").write_text(output)
     last = [line for line in output.strip().splitlines() if line.strip()][-1:] or [""]
     print(f"gpu tests (exit {code}): {last[0]}")
@@ -420,6 +453,9 @@ def throughput(campaign: Campaign, device) -> dict:
             for mode, settings in MODES.items():
                 if "compile" in mode and (name != "ne2ne" or campaign.dry_run):
                     continue
+                if "compile" in mode and campaign.left() < COMPILE_MIN_LEFT_S:
+                    row[mode] = "skipped: too little of the window left to compile"
+                    continue
                 if not campaign.dry_run and campaign.left() < 240:
                     row[mode] = "skipped: the window's time goes to training"
                     continue
@@ -494,15 +530,19 @@ def train_target(campaign: Campaign, target: Target, pack: Path, device) -> dict
     command = f"restorekit train {target.preset} " + " ".join(f"--set {e}" for e in extra)
     print(f"training {target.name} for {budget:.0f} s: {command}")
     started = time.monotonic()
-    result = train(cfg, run_dir, command=command)
-    wall = time.monotonic() - started
-    for name, source in (
-        ("model.safetensors", result.model_path),
-        ("best.safetensors", run_dir / "checkpoints" / "best.safetensors"),
-        ("train.log", run_dir / "train.log"),
-    ):
-        if source.is_file():
-            shutil.copy(source, campaign.out / name)
+    try:
+        result = train(cfg, run_dir, command=command)
+    finally:  # a failed or stopped run still sends back what it wrote
+        wall = time.monotonic() - started
+        checkpoints = run_dir / "checkpoints"
+        final = run_dir / "model.safetensors"
+        for name, source in (
+            ("model.safetensors", final if final.is_file() else checkpoints / "last.safetensors"),
+            ("best.safetensors", checkpoints / "best.safetensors"),
+            ("train.log", run_dir / "train.log"),
+        ):
+            if source.is_file():
+                shutil.copy(source, campaign.out / name)
     return {
         "target": target.name,
         "command": command,
@@ -513,15 +553,28 @@ def train_target(campaign: Campaign, target: Target, pack: Path, device) -> dict
     }
 
 
+def stage(campaign: Campaign, name: str, work: Callable[[], object]) -> None:
+    """Run one stage into ``summary[name]``; a failure is recorded (its traceback printed and
+    kept) and the next stage still runs: a broken benchmark must not cost the training."""
+    try:
+        campaign.summary[name] = work()
+    except Exception:
+        text = traceback.format_exc()
+        print(f"stage {name} failed:\n{text}")
+        campaign.summary[name] = {"error": text[-4000:]}
+    campaign.save()
+
+
 def run(args: argparse.Namespace) -> None:
+    started = time.monotonic()  # before torch's import: the window's clock is already running
     import torch
 
-    started = time.monotonic()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "campaign.log", "w")  # noqa: SIM115 - the whole run's output
-    console = sys.stdout
-    sys.stdout = _Tee(console, log)  # type: ignore[assignment]
+    console, errors = sys.stdout, sys.stderr
+    sys.stdout = _Tee(console, log)
+    sys.stderr = _Tee(errors, log)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.dry_run else "cpu")
     campaign = Campaign(out, started + args.minutes * 60, args.dry_run)
     pack = Path(args.pack)
@@ -533,23 +586,20 @@ def run(args: argparse.Namespace) -> None:
         json.loads(target_file.read_text())["target"] if target_file.is_file() else TARGETS[0].name
     )
     target = target_named(name)
-    campaign.summary["environment"] = environment(device)
+    stage(campaign, "environment", lambda: environment(device))
     print(json.dumps(campaign.summary["environment"]))
-    campaign.save()
     if not args.skip_tests:
-        campaign.summary["gpu_tests"] = run_gpu_tests(campaign)
-        campaign.save()
+        stage(campaign, "gpu_tests", lambda: run_gpu_tests(campaign))
     if not args.skip_throughput:
-        campaign.summary["throughput"] = throughput(campaign, device)
-        campaign.save()
-    campaign.summary["training"] = train_target(campaign, target, pack, device)
+        stage(campaign, "throughput", lambda: throughput(campaign, device))
+    stage(campaign, "training", lambda: train_target(campaign, target, pack, device))
     campaign.summary["wall_s"] = round(time.monotonic() - started, 1)
     campaign.save()
     print(
         f"campaign done in {campaign.summary['wall_s']} s; files in {out}: "
         f"{', '.join(sorted(p.name for p in out.iterdir()))}"
     )
-    sys.stdout = console
+    sys.stdout, sys.stderr = console, errors
     log.close()
 
 

@@ -303,6 +303,35 @@ def test_inference_on_the_device_equals_the_cpu_whole_and_tiled(model_files, dev
         np.testing.assert_allclose(outputs["cuda tiled"], outputs["cuda whole"], atol=1e-4)
 
 
+def test_a_grey_network_on_the_device_starts_from_an_rgb_model(model_files, device):
+    """``--init-from`` an RGB model into a grey network that already sits on the device (as in
+    training), TF32 left on as it is by default: the adaptation is checked on CPU float32 copies,
+    so the device's convolution algorithms cannot refuse it; the weights land on the device."""
+    from restorekit.nets.files import init_from_model_file
+
+    grey = build_net("unet-n2n", in_channels=1, out_channels=1, features=8)
+    grey = grey.to(device).to(memory_format=torch.channels_last)
+    _, _, adapted = init_from_model_file(grey, "unet-n2n", model_files["unet-n2n"], (1, 1))
+    assert adapted and next(grey.parameters()).device.type == device.type
+    rgb = load_model(model_files["unet-n2n"], device="cpu")
+    image = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with full_fp32(), torch.no_grad():
+        got = grey.eval()(image.to(device)).cpu()
+        expected = rgb.net(image.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_reach_and_overlap_are_the_same_on_the_device(model_files, device, name):
+    """The tiles' overlap comes from the receptive field measured by exact zero gradients; a
+    GPU's convolution algorithms may leave round-off where the CPU has zeros, so the reach is
+    measured on a CPU copy whatever the device. CPU fallback: the same check, trivially equal."""
+    on_cpu = load_model(model_files[name], device="cpu", tile=TILES[name])
+    on_device = load_model(model_files[name], device=str(device), tile=TILES[name])
+    assert on_cpu.reach is not None and on_cpu.reach > 0
+    assert (on_device.reach, on_device.overlap) == (on_cpu.reach, on_cpu.overlap)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_reduced_precision_inference_on_the_device_stays_close_to_fp32(model_files, device, name):
     """``load_model(..., precision=...)``: bf16 and fp16 on a GPU, bf16 on a CPU with native

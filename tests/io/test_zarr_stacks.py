@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import zarr
 from click.testing import CliRunner
 from conftest import write_tiny_n2v
-from ome_zarr_models.v05.image import Image
 
 import restorekit
 from restorekit.cli import main
@@ -22,6 +20,11 @@ from restorekit.errors import ImageFormatError
 from restorekit.io.axes import CanonicalView, SliceView, StackLayout, to_canonical
 from restorekit.io.stacks import read_ome_tiff, read_stack, write_stack
 from restorekit.io.zarr_stacks import ZarrStack, ZarrStackWriter, ome_attributes, open_zarr_stack
+
+zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
+Image = pytest.importorskip(
+    "ome_zarr_models.v05.image", reason="the zarr extra is not installed"
+).Image
 
 LAYOUTS = [
     ("YX", (5, 6)),

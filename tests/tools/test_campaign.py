@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +92,57 @@ def test_the_pack_keeps_validation_and_cuts_training_images_to_its_budget(tmp_pa
     kept = sorted(p.name for p in (tmp_path / "cut" / "Train400").iterdir())
     assert size <= budget and len(list((tmp_path / "cut" / "T91").iterdir())) == 3
     assert 3 <= len(kept) < 6 and kept == [f"t{k}.png" for k in range(len(kept))]
+
+
+BLOCKER = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Absent(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {absent!r}:
+            raise ImportError(f"{{name}} is not installed (blocked, as on the GPU image)")
+
+sys.meta_path.insert(0, Absent())
+"""
+
+
+def test_the_gpu_tests_are_collected_without_the_packages_the_gpu_image_lacks(tmp_path):
+    """The window's ``pytest -m gpu`` must not need zarr, napari, FastAPI...: a collection
+    error there would lose every GPU test of a window."""
+    campaign = _campaign_module()
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER.format(absent=set(campaign.ABSENT_THERE)))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import zarr"], env=env, capture_output=True, text=True
+    )
+    assert "blocked, as on the GPU image" in probe.stderr  # the blocker works
+    result = subprocess.run(
+        campaign.gpu_test_command(collect_only=True),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    collected = re.search(r"(\d+) tests? collected", result.stdout)
+    assert collected and int(collected.group(1)) >= 10, result.stdout[-2000:]
+
+
+def test_a_failing_stage_is_recorded_and_the_next_one_still_runs(tmp_path):
+    campaign = _campaign_module()
+    state = campaign.Campaign(tmp_path, float("inf"), dry_run=True)
+
+    def broken():
+        raise RuntimeError("inductor fell over")
+
+    campaign.stage(state, "throughput", broken)
+    campaign.stage(state, "training", lambda: {"steps": 3})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "RuntimeError: inductor fell over" in summary["throughput"]["error"]
+    assert summary["training"] == {"steps": 3}

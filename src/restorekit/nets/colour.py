@@ -23,6 +23,8 @@ independent per channel, sees a grey image's noise as the same in all three chan
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -71,7 +73,10 @@ def adapt_colour(
             adapted.append(name)
         adapted_state[name] = tensor
     target.load_state_dict(adapted_state)
-    _check(source, target, (src_in, tgt_in), (src_out, tgt_out), size_multiple, label)
+    # checked on CPU float32 copies: the target may already sit on a GPU, whose TF32
+    # convolutions differ from the CPU's float32 by more than the tolerance
+    source_cpu, target_cpu = (copy.deepcopy(n).to("cpu", torch.float32) for n in (source, target))
+    _check(source_cpu, target_cpu, (src_in, tgt_in), (src_out, tgt_out), size_multiple, label)
     return adapted
 
 
@@ -107,25 +112,22 @@ def _check(
     size_multiple: int,
     label: str,
 ) -> None:
-    """Refuse the adaptation unless ``target`` computes what the module docstring says."""
+    """Refuse the adaptation unless ``target`` computes what the module docstring says (both
+    networks are the caller's CPU float32 copies)."""
     first_weight = next(p for p in target.parameters() if p.ndim >= 3)
     side = max(size_multiple, 16) * 2
     grey = torch.rand(
         1, 1, *([side] * (first_weight.ndim - 2)), generator=torch.Generator().manual_seed(0)
     )
-    modes = source.training, target.training
-    source.eval(), target.eval()
-    try:
-        if inputs[1] == 1:  # grey from RGB: the mean of RGB outputs on the replicated image
-            got = target(grey)
-            expected = source(grey.expand(-1, inputs[0], *grey.shape[2:]))
-            expected = expected.mean(1, keepdim=True) if outputs[1] == 1 else expected
-        else:  # RGB from grey: each channel gives the grey network's result
-            got = target(grey.expand(-1, inputs[1], *grey.shape[2:]))
-            expected = source(grey)
-            expected = expected.expand(-1, outputs[1], *expected.shape[2:])
-    finally:
-        source.train(modes[0]), target.train(modes[1])
+    source.eval(), target.eval()  # copies: the caller's networks keep their modes
+    if inputs[1] == 1:  # grey from RGB: the mean of RGB outputs on the replicated image
+        got = target(grey)
+        expected = source(grey.expand(-1, inputs[0], *grey.shape[2:]))
+        expected = expected.mean(1, keepdim=True) if outputs[1] == 1 else expected
+    else:  # RGB from grey: each channel gives the grey network's result
+        got = target(grey.expand(-1, inputs[1], *grey.shape[2:]))
+        expected = source(grey)
+        expected = expected.expand(-1, outputs[1], *expected.shape[2:])
     difference = (got - expected).abs().max().item()
     if difference > CHECK_TOLERANCE:
         raise ModelLoadError(
