@@ -1,8 +1,16 @@
-"""Device names a user types: ``cpu``, ``cuda`` or ``cuda:N``; none means the GPU if any."""
+"""Devices: the names a user types (``cpu``, ``cuda`` or ``cuda:N``; none means the GPU if
+any), and copies to a GPU that do not make the host wait for it.
+
+A host-to-GPU copy from ordinary (pageable) memory waits until the GPU has finished what was
+queued before it; inside a training step each such copy stalls the queue. :func:`to_device`
+copies from page-locked memory without waiting, and :func:`constant_on` keeps one copy per
+device of the small constant tables a step uses (index tables, window offsets).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable
 
 import torch
 
@@ -38,3 +46,28 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
             f"device {str(name)!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}"
         )
     return torch.device(text)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; from the host to a GPU through page-locked memory, without
+    making the host wait (PyTorch's caching host allocator keeps the pinned block until the
+    copy is done, so the host tensor may go at once)."""
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    if not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+_CONSTANTS: dict[tuple[Hashable, torch.device], torch.Tensor] = {}
+
+
+def constant_on(
+    device: torch.device, key: Hashable, make: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """``make()`` on ``device``, made and copied once per (``key``, device); callers must not
+    modify it in place. ``key`` names what ``make`` computes, with its arguments."""
+    cached = _CONSTANTS.get((key, device))
+    if cached is None:
+        cached = _CONSTANTS[(key, device)] = make().to(device)
+    return cached

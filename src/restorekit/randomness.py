@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from restorekit.devices import to_device
+
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed mixed from integers (NumPy's SeedSequence hashing)."""
@@ -106,7 +108,7 @@ class CounterRandom(SampleRandom):
 
     def __init__(self, seeds: Sequence[int] | torch.Tensor, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        seeds = torch.as_tensor(seeds, dtype=torch.int64).to(self.device)
+        seeds = to_device(torch.as_tensor(seeds, dtype=torch.int64), self.device)
         low, high = seeds & _MASK32, (seeds >> 32) & _MASK32
         self.keys = hash32(hash32(low) ^ high)
         self.draws = 0

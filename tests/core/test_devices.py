@@ -43,3 +43,19 @@ def test_the_command_line_prints_the_message(tmp_path, name):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert f"device {name!r}" in result.output
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_constant_is_made_and_copied_once_per_device_and_key():
+    from restorekit.devices import constant_on
+
+    made = []
+
+    def make():
+        made.append(1)
+        return torch.arange(4)
+
+    cpu = torch.device("cpu")
+    first = constant_on(cpu, ("test table", 4), make)
+    assert constant_on(cpu, ("test table", 4), make) is first and len(made) == 1
+    assert constant_on(cpu, ("test table", 5), make) is not first and len(made) == 2
+    assert torch.equal(first, torch.arange(4))

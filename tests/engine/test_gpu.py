@@ -321,6 +321,17 @@ def test_a_grey_network_on_the_device_starts_from_an_rgb_model(model_files, devi
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
 
 
+def test_to_device_copies_exactly_and_leaves_the_host_tensor_alone(device):
+    """On a GPU the copy goes through pinned memory without blocking; the values must be the
+    same as a plain copy's. CPU fallback: the tensor itself."""
+    from restorekit.devices import to_device
+
+    host = torch.arange(12, dtype=torch.int64).view(3, 4).T  # a non-contiguous view
+    copied = to_device(host, device)
+    assert copied.device.type == device.type and not host.is_pinned()
+    assert torch.equal(copied.cpu(), host)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_reach_and_overlap_are_the_same_on_the_device(model_files, device, name):
     """The tiles' overlap comes from the receptive field measured by exact zero gradients; a

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from restorekit.data.patches import PatchDataset, draw_crop
+from restorekit.devices import to_device
 from restorekit.randomness import derive_seed
 
 _SCALE = {torch.uint8: 255.0, torch.int32: 65535.0}  # uint16 images are held as int32
@@ -70,7 +71,7 @@ class DevicePatches:
             rows.append(
                 (index, *draw_crop(np.random.default_rng(seed), height, width, size, augment))
             )
-        index, top, left, op = torch.tensor(rows, dtype=torch.int64).T.to(self.device)
+        index, top, left, op = to_device(torch.tensor(rows, dtype=torch.int64).T, self.device)
         source_row, source_col = _dihedral_sources(top, left, op, size)
         sample = {
             "image": self._gather(self.images, index, source_row, source_col),

@@ -121,15 +121,18 @@ class Stepper:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         parts: dict[str, torch.Tensor | float] = {}
-        chunks = torch.arange(len(sample["seed"])).chunk(self.accumulate)
-        for i, index in enumerate(chunks):
-            last = i == len(chunks) - 1
+        # views along the batch (the partition of arange(N).chunk): no index tensor to copy to
+        # the device, and a pinned batch stays pinned for the asynchronous copy
+        split = {k: v.chunk(self.accumulate) for k, v in sample.items()}
+        chunks = len(split["seed"])
+        for i in range(chunks):
+            last = i == chunks - 1
             sync = self._no_sync() if self.distributed and not last else contextlib.nullcontext()
             with sync:
-                out = self._loss({k: v[index] for k, v in sample.items()}, progress)
-                self.scaler.scale(out.total / len(chunks)).backward()
+                out = self._loss({k: parts_of[i] for k, parts_of in split.items()}, progress)
+                self.scaler.scale(out.total / chunks).backward()
             for key, value in out.parts.items():
-                parts[key] = parts.get(key, 0.0) + value / len(chunks)
+                parts[key] = parts.get(key, 0.0) + value / chunks
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:  # the first update copies the weights, later ones average

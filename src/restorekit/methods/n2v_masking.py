@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from restorekit.blind_spots import box_side, parse_struct_mask
+from restorekit.devices import constant_on
 from restorekit.errors import ConfigError
 from restorekit.randomness import SampleRandom
 
@@ -91,6 +92,12 @@ def window_offsets(radius: int, dims: int) -> torch.Tensor:
     return torch.stack([g.reshape(-1) for g in grids], dim=-1)
 
 
+def _window_offsets_on(device: torch.device, radius: int, dims: int) -> torch.Tensor:
+    return constant_on(
+        device, ("window offsets", radius, dims), lambda: window_offsets(radius, dims)
+    )
+
+
 def stratified_coordinates(
     rng: SampleRandom, spatial_shape: Sequence[int], side: int, groups: int
 ) -> torch.Tensor:
@@ -111,8 +118,10 @@ def stratified_coordinates(
 
 
 def _inside(positions: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
-    shape = torch.tensor(spatial_shape, device=positions.device)
-    return ((positions >= 0) & (positions < shape)).all(dim=-1)
+    inside = (positions >= 0).all(dim=-1)
+    for axis, size in enumerate(spatial_shape):  # Python sizes: no tensor copied to the device
+        inside &= positions[..., axis] < size
+    return inside
 
 
 def offset_weights(manipulator: str, radius: int, dims: int) -> torch.Tensor:
@@ -144,8 +153,12 @@ def draw_neighbour_offsets(
     with the manipulator's weights (exact; see the module docstring).
     """
     dims = centres.shape[-1]
-    offsets = window_offsets(radius, dims).to(centres.device)
-    weights = offset_weights(manipulator, radius, dims).to(centres.device)
+    offsets = _window_offsets_on(centres.device, radius, dims)
+    weights = constant_on(
+        centres.device,
+        ("offset weights", manipulator, radius, dims),
+        lambda: offset_weights(manipulator, radius, dims),
+    )
     allowed = _inside(centres.unsqueeze(-2) + offsets, spatial_shape)  # N x G x B x K
     cumulative = torch.cumsum(weights * allowed, dim=-1)
     unit = rng.randint(_UNIT_BITS, *centres.shape[1:-1], 1).double() / _UNIT_BITS
@@ -180,7 +193,7 @@ def replacement_values(
     n, channels = flat.shape[:2]
     blind_spots = centres.shape[2]
     if manipulator in ("mean", "median"):
-        offsets = window_offsets(radius, centres.shape[-1]).to(centres.device)
+        offsets = _window_offsets_on(centres.device, radius, centres.shape[-1])
         positions = centres.unsqueeze(-2) + offsets  # N x G x B x K x dims
         allowed = _inside(positions, spatial_shape)
         allowed[..., len(offsets) // 2] = False  # the centre
@@ -208,7 +221,7 @@ def _blank_struct_neighbours(
     """Write uniform random values in each channel's [min, max] at the struct neighbours of every
     blind spot, in place on ``out`` (N x C x pixels)."""
     n, channels, pixels = flat.shape
-    positions = centres.unsqueeze(-2) + neighbours.to(centres.device)  # N x G x B x P x dims
+    positions = centres.unsqueeze(-2) + neighbours  # N x G x B x P x dims
     inside = _inside(positions, spatial_shape)
     index = _flat_index(positions, spatial_shape).where(inside, pixels)  # outside: a spare slot
     index = _per_channel(index, channels)
@@ -263,7 +276,12 @@ class BlindSpotMasker:
         values = replacement_values(flat, centres, spatial, self.manipulator, self.radius, rng)
         out = flat.clone()
         if self.struct_mask is not None:
-            neighbours = struct_offsets(self.struct_mask, dims)
+            struct = self.struct_mask
+            neighbours = constant_on(
+                image.device,
+                ("struct offsets", repr(struct), dims),
+                lambda: struct_offsets(struct, dims),
+            )
             _blank_struct_neighbours(out, flat, centres, spatial, neighbours, rng)
         index = _per_channel(_flat_index(centres, spatial), channels)
         out.scatter_(2, index, values.to(out.dtype))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from restorekit.devices import constant_on
 from restorekit.randomness import SampleRandom
 
 # Cell positions are numbered 2 * row + column:
@@ -23,7 +24,7 @@ def draw_neighbour_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell positions (0..3) for the two sub-images, each ``N x 1 x height/2 x width/2``."""
     choice = rng.randint(len(NEIGHBOUR_PAIRS), 1, height // 2, width // 2)
-    pairs = NEIGHBOUR_PAIRS.to(choice.device)[choice]
+    pairs = constant_on(choice.device, "neighbour pairs", lambda: NEIGHBOUR_PAIRS)[choice]
     return pairs[..., 0], pairs[..., 1]
 
 
