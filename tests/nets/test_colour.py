@@ -156,3 +156,60 @@ def test_train_init_from_an_rgb_model_starts_a_grey_run_and_says_so(tmp_path, as
     assert result.exit_code == 0, result.output
     log = (tmp_path / "run" / "train.log").read_text()
     assert "4 adapted to 1 -> 1 channels (enc0.0.0.weight, head.0.0.weight" in log
+
+
+@torch.no_grad()
+@pytest.mark.parametrize(
+    ("arch", "channels"),
+    [
+        ("rednet", ((3, 3), (1, 1))),
+        ("rednet", ((1, 1), (3, 3))),
+        ("unet-n2n", ((1, 3), (3, 1))),
+    ],
+)
+def test_transposed_convolutions_and_mixed_channel_pairs_carry_over(tmp_path, arch, channels):
+    """RED-Net's last layer is a transposed convolution (in x out x kernel weights: its image
+    rows are read the other way round); grey-in/RGB-out into RGB-in/grey-out also works."""
+    (src_in, src_out), (tgt_in, tgt_out) = channels
+    size = {"n_layers": 10, "features": 8} if arch == "rednet" else {"features": 8}
+
+    def arch_args(n_in, n_out):
+        return {**size, "in_channels": n_in} | ({"out_channels": n_out} if arch != "rednet" else {})
+
+    source_net = _random_net(arch, 2, **arch_args(src_in, src_out))
+    descriptor = ModelDescriptor(
+        arch=arch,
+        arch_args=arch_args(src_in, src_out),
+        in_channels=src_in,
+        out_channels=src_out,
+        size_multiple=getattr(source_net, "size_multiple", 1),
+        noise="gauss:25",
+    )
+    save_model(tmp_path / "s.safetensors", source_net, descriptor)
+    target = build_net(arch, **arch_args(tgt_in, tgt_out))
+
+    _, _, adapted = init_from_model_file(
+        target, arch, tmp_path / "s.safetensors", (tgt_in, tgt_out)
+    )
+
+    assert adapted
+    grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    expected = source_net(grey.expand(-1, src_in, -1, -1))
+    if (src_out, tgt_out) == (3, 1):
+        expected = expected.mean(1, keepdim=True)
+    elif (src_out, tgt_out) == (1, 3):
+        expected = expected.expand(-1, 3, -1, -1)
+    got = target.eval()(grey.expand(-1, tgt_in, -1, -1))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_edsr_is_refused_up_front_and_a_refusal_leaves_the_network_untouched(tmp_path):
+    args = {"scale": 2, "n_blocks": 1, "features": 8}
+    rgb = _random_net("edsr", 0, **args)
+    descriptor = ModelDescriptor(arch="edsr", arch_args=args, task="upscale", scale=2)
+    save_model(tmp_path / "x2.safetensors", rgb, descriptor)
+    grey = build_net("edsr", in_channels=1, **args)
+    before = {k: v.clone() for k, v in grey.state_dict().items()}
+    with pytest.raises(ModelLoadError, match="fixed mean per colour channel"):
+        init_from_model_file(grey, "edsr", tmp_path / "x2.safetensors", (1, 1))
+    assert all(torch.equal(before[k], v) for k, v in grey.state_dict().items())

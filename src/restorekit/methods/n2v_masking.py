@@ -276,10 +276,10 @@ class BlindSpotMasker:
         values = replacement_values(flat, centres, spatial, self.manipulator, self.radius, rng)
         out = flat.clone()
         if self.struct_mask is not None:
-            struct = self.struct_mask
+            struct = parse_struct_mask(self.struct_mask)
             neighbours = constant_on(
                 image.device,
-                ("struct offsets", repr(struct), dims),
+                ("struct offsets", struct.shape, struct.tobytes(), dims),
                 lambda: struct_offsets(struct, dims),
             )
             _blank_struct_neighbours(out, flat, centres, spatial, neighbours, rng)

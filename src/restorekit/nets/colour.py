@@ -14,11 +14,15 @@ exactly to the other:
 The networks must be the same architecture with only the channel counts differing. The
 tensors that read the image are found by shape: their input dimension differs by as many
 columns as the channel counts do, and the image's columns are taken to be the last ones (the
-image itself, or the image concatenated after the features as in this package's U-Nets). The
-result is then checked by running both networks on a random image: a network that wires its
-input otherwise is refused, never silently adapted. This is a starting point for training
-(``restorekit train ... --init-from``), not a finished model: a network trained on RGB noise,
-independent per channel, sees a grey image's noise as the same in all three channels.
+image itself, or the image concatenated after the features as in this package's U-Nets);
+transposed convolutions (weights laid out in x out x kernel) are read the other way round. The
+result is then checked, before anything is loaded, by running both networks on a random image:
+a network that wires its input otherwise is refused, never silently adapted. EDSR is refused
+up front: it subtracts a fixed mean per colour channel (:data:`NOT_CARRIED`).
+
+This is a starting point for training (``restorekit train ... --init-from``), not a finished
+model: a network trained on RGB noise, independent per channel, sees a grey image's noise as
+the same in all three channels.
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ from restorekit.errors import ModelLoadError
 ADAPTABLE = ((3, 1), (1, 3))
 """The (source, target) channel counts that carry over exactly."""
 CHECK_TOLERANCE = 1e-4
-"""Largest difference allowed between the adapted network and the source (fp32, [0, 1] input)."""
+"""Largest difference allowed between the adapted network and the source, relative to the
+larger of 1 and the source's largest output (fp32, [0, 1] input)."""
+NOT_CARRIED = {
+    "edsr": "EDSR subtracts a fixed mean per colour channel (DIV2K's RGB mean) before its first "
+    "layer, which no weights of another channel count reproduce",
+}
+"""Architectures whose weights cannot carry over between grey and RGB, and why."""
 
 
 def adapt_colour(
@@ -48,6 +58,7 @@ def adapt_colour(
     the result; return the names of the tensors that were adapted (the others are copied).
 
     ``label`` names the source in errors; ``size_multiple`` is the network's input multiple.
+    ``target`` is left untouched when the weights do not carry over (a ModelLoadError says why).
     """
     pairs = list(zip(source_channels, target_channels, strict=True))
     if any(src != tgt and (src, tgt) not in ADAPTABLE for src, tgt in pairs):
@@ -57,14 +68,31 @@ def adapt_colour(
             "(3) carry over to each other"
         )
     (src_in, tgt_in), (src_out, tgt_out) = pairs
-    weights = source.state_dict()
+    weights, expected_state = source.state_dict(), target.state_dict()
+    extra = sorted(set(weights) - set(expected_state))
+    if extra:
+        raise ModelLoadError(f"{label}: has tensors the new network lacks ({', '.join(extra)})")
+    transposed = {
+        f"{name}.weight"
+        for name, module in target.named_modules()
+        if isinstance(module, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d)
+    }
     adapted_state, adapted = {}, []
-    for name, expected in target.state_dict().items():
+    for name, expected in expected_state.items():
         tensor = weights.get(name)
         if tensor is None:
             raise ModelLoadError(f"{label}: has no tensor {name}; not the same architecture")
         if tensor.shape != expected.shape:
-            tensor = _adapt(tensor, tuple(expected.shape), (src_in, tgt_in), (src_out, tgt_out))
+            flip = name in transposed  # in x out x kernel: the image dimensions swap places
+            shape = tuple(expected.transpose(0, 1).shape if flip else expected.shape)
+            tensor = _adapt(
+                tensor.transpose(0, 1) if flip else tensor,
+                shape,
+                (src_in, tgt_in),
+                (src_out, tgt_out),
+            )
+            if tensor is not None and flip:
+                tensor = tensor.transpose(0, 1).contiguous()
             if tensor is None:
                 raise ModelLoadError(
                     f"{label}: {name} is {tuple(weights[name].shape)}, the new network's "
@@ -72,11 +100,12 @@ def adapt_colour(
                 )
             adapted.append(name)
         adapted_state[name] = tensor
+    # checked on CPU float32 copies before the target is touched: the target may already sit
+    # on a GPU, whose TF32 convolutions differ from the CPU's float32 by more than the tolerance
+    source_cpu, candidate = (copy.deepcopy(n).to("cpu", torch.float32) for n in (source, target))
+    candidate.load_state_dict(adapted_state)
+    _check(source_cpu, candidate, (src_in, tgt_in), (src_out, tgt_out), size_multiple, label)
     target.load_state_dict(adapted_state)
-    # checked on CPU float32 copies: the target may already sit on a GPU, whose TF32
-    # convolutions differ from the CPU's float32 by more than the tolerance
-    source_cpu, target_cpu = (copy.deepcopy(n).to("cpu", torch.float32) for n in (source, target))
-    _check(source_cpu, target_cpu, (src_in, tgt_in), (src_out, tgt_out), size_multiple, label)
     return adapted
 
 
@@ -120,16 +149,16 @@ def _check(
         1, 1, *([side] * (first_weight.ndim - 2)), generator=torch.Generator().manual_seed(0)
     )
     source.eval(), target.eval()  # copies: the caller's networks keep their modes
-    if inputs[1] == 1:  # grey from RGB: the mean of RGB outputs on the replicated image
-        got = target(grey)
-        expected = source(grey.expand(-1, inputs[0], *grey.shape[2:]))
-        expected = expected.mean(1, keepdim=True) if outputs[1] == 1 else expected
-    else:  # RGB from grey: each channel gives the grey network's result
-        got = target(grey.expand(-1, inputs[1], *grey.shape[2:]))
-        expected = source(grey)
-        expected = expected.expand(-1, outputs[1], *expected.shape[2:])
+    # each network sees the grey image replicated to its input channels; the source's result is
+    # then averaged (3 -> 1) or repeated (1 -> 3) to the target's output channels
+    expected = source(grey.expand(-1, inputs[0], *grey.shape[2:]))
+    if outputs == (3, 1):
+        expected = expected.mean(1, keepdim=True)
+    elif outputs == (1, 3):
+        expected = expected.expand(-1, 3, *expected.shape[2:])
+    got = target(grey.expand(-1, inputs[1], *grey.shape[2:]))
     difference = (got - expected).abs().max().item()
-    if difference > CHECK_TOLERANCE:
+    if difference > CHECK_TOLERANCE * max(1.0, expected.abs().max().item()):
         raise ModelLoadError(
             f"{label}: its weights do not carry over from {inputs[0]} to {inputs[1]} channels "
             f"for this network (the adapted network differs by {difference:.2g} on a test "

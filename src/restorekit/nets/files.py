@@ -21,7 +21,7 @@ from restorekit.descriptor import METADATA_KEY, ModelDescriptor, read_descriptor
 from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
-from restorekit.nets.colour import adapt_colour
+from restorekit.nets.colour import NOT_CARRIED, adapt_colour
 
 
 def save_model(
@@ -175,6 +175,11 @@ def init_from_model_file(
         )
     source_channels = (descriptor.in_channels, descriptor.out_channels)
     if channels is not None and channels != source_channels:
+        if arch in NOT_CARRIED:
+            raise ModelLoadError(
+                f"{path}: a {arch} network of {source_channels[0]} channels cannot start one of "
+                f"{channels[0]}: {NOT_CARRIED[arch]}; train it without --init-from"
+            )
         source, _ = load_model_file(path, descriptor)
         adapted = adapt_colour(
             source, source_channels, net, channels, descriptor.size_multiple, str(path)
