@@ -459,45 +459,56 @@ def throughput(campaign: Campaign, device) -> dict:
                 if not campaign.dry_run and campaign.left() < 240:
                     row[mode] = "skipped: the window's time goes to training"
                     continue
-                folder = Path(tmp) / ("grey" if name == "n2v" else "rgb")
-                extra = [*overrides, *settings, f"data.train=['{folder}']", "data.workers=0"]
-                extra += dry_run_overrides(preset) if campaign.dry_run else []
-                cfg = load_config(preset, extra)
-                stepper = Stepper.from_config(cfg, DistributedContext(device=device))
-                data = load_train_data(cfg, None)
-                batch = cfg.train.batch_size
-                sampler = EpochSampler(data.n_images, 10_000, 0, 1)
-                batches = iter(DataLoader(data.dataset, batch, sampler=sampler, drop_last=True))
-                samples = [next(batches) for _ in range(2)]
-                progress = Progress(1, 100, 1)
-                if mode == "fp32":
-                    with FlopCounterMode(display=False) as counter:
-                        stepper.step(samples[0], progress, 1e-4)
-                    row["gflop_per_step"] = counter.get_total_flops() / 1e9
-                for i in range(warmup):
-                    stepper.step(samples[i % 2], progress, 1e-4)
-                _sync(device)
-                start = time.perf_counter()
-                for i in range(steps):
-                    stepper.step(samples[i % 2], progress, 1e-4)
-                _sync(device)
-                seconds = (time.perf_counter() - start) / steps
-                tflops = row.get("gflop_per_step", 0) / seconds / 1e3
-                row[mode] = {
-                    "images_per_s": batch / seconds,
-                    "step_s": seconds,
-                    "tflops": tflops,
-                    "fraction_of_bf16_ceiling": tflops / ceiling,
-                }
-                print(
-                    f"  {name:18s} {mode:14s} {batch / seconds:10.1f} images/s "
-                    f"({tflops:.1f} TFLOP/s, {tflops / ceiling:.1%} of the ceiling)"
-                )
-                del stepper
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                try:  # one mode failing (a compile error, say) keeps the others
+                    folder = Path(tmp) / ("grey" if name == "n2v" else "rgb")
+                    extra = [*overrides, *settings, f"data.train=['{folder}']", "data.workers=0"]
+                    extra += dry_run_overrides(preset) if campaign.dry_run else []
+                    cfg = load_config(preset, extra)
+                    stepper = Stepper.from_config(cfg, DistributedContext(device=device))
+                    data = load_train_data(cfg, None)
+                    batch = cfg.train.batch_size
+                    sampler = EpochSampler(data.n_images, 10_000, 0, 1)
+                    loader = DataLoader(
+                        data.dataset,
+                        batch,
+                        sampler=sampler,
+                        drop_last=True,
+                        pin_memory=device.type == "cuda",  # as the trainer's loader
+                    )
+                    batches = iter(loader)
+                    samples = [next(batches) for _ in range(2)]
+                    progress = Progress(1, 100, 1)
+                    if mode == "fp32":
+                        with FlopCounterMode(display=False) as counter:
+                            stepper.step(samples[0], progress, 1e-4)
+                        row["gflop_per_step"] = counter.get_total_flops() / 1e9
+                    for i in range(warmup):
+                        stepper.step(samples[i % 2], progress, 1e-4)
+                    _sync(device)
+                    start = time.perf_counter()
+                    for i in range(steps):
+                        stepper.step(samples[i % 2], progress, 1e-4)
+                    _sync(device)
+                    seconds = (time.perf_counter() - start) / steps
+                    tflops = row.get("gflop_per_step", 0) / seconds / 1e3
+                    row[mode] = {
+                        "images_per_s": batch / seconds,
+                        "step_s": seconds,
+                        "tflops": tflops,
+                        "fraction_of_bf16_ceiling": tflops / ceiling,
+                    }
+                    print(
+                        f"  {name:18s} {mode:14s} {batch / seconds:10.1f} images/s "
+                        f"({tflops:.1f} TFLOP/s, {tflops / ceiling:.1%} of the ceiling)"
+                    )
+                    del stepper
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                except Exception:
+                    row[mode] = {"error": traceback.format_exc()[-2000:]}
+                    print(f"  {name:18s} {mode:14s} failed:\n{row[mode]['error']}")
             table["methods"][name] = row
-    (campaign.out / "throughput.json").write_text(json.dumps(table, indent=2) + "\n")
+            (campaign.out / "throughput.json").write_text(json.dumps(table, indent=2) + "\n")
     return table
 
 
