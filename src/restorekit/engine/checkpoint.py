@@ -80,6 +80,8 @@ class ResumeState:
     plan: dict[str, int] | None = None  # total_steps and epochs, when a time budget fixed them
     recovery: str | None = None  # why the previous checkpoint was used (the last is damaged)
     source: Path | None = None  # the state file resumed from
+    # train.precision=fp16: the GradScaler's loss scale and growth counter (None: not saved)
+    grad_scaler: dict[str, Any] | None = None
 
 
 def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -276,9 +278,12 @@ def save_checkpoint(
     best_psnr: float,
     ema: AveragedModel | None = None,
     plan: dict[str, int] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Write the resume point, then ``last.safetensors`` (``ema``'s averaged weights if given,
-    else ``net``'s). ``plan``: the run's length when a time budget fixed it (kept on resume)."""
+    else ``net``'s). ``plan``: the run's length when a time budget fixed it (kept on resume).
+    ``scaler``: fp16's loss scaler, kept when enabled so that a resumed run goes on with the
+    scale it had reached instead of starting again at 65,536 (and skipping steps to find it)."""
     weights, state = checkpoint_paths(run_dir)
     descriptor = descriptor.model_copy(update={"training": {**descriptor.training, "step": step}})
     payload = {
@@ -293,6 +298,8 @@ def save_checkpoint(
         payload["ema"] = {k: v.detach().cpu() for k, v in ema.state_dict().items()}
     if plan is not None:
         payload["plan"] = dict(plan)
+    if scaler is not None and scaler.is_enabled():
+        payload["grad_scaler"] = scaler.state_dict()
     payload[CHECKSUM_KEY] = payload_digest(payload)
     _write_state(state, payload)
     save_model(weights, net if ema is None else ema.module, descriptor)
@@ -343,4 +350,5 @@ def load_checkpoint(run_dir: Path, net: nn.Module, ema: AveragedModel | None = N
         state.get("plan"),
         recovery,
         state_path,
+        state.get("grad_scaler"),
     )

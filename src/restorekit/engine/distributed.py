@@ -53,7 +53,11 @@ def setup(device_kind: str = "auto") -> DistributedContext:
     if world_size == 1:
         return DistributedContext(device=device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        # device_id binds NCCL to this rank's GPU at once (no guess of the device at the first
+        # collective, and no warning about it)
+        dist.init_process_group(
+            backend="nccl" if cuda else "gloo", device_id=device if cuda else None
+        )
     return DistributedContext(dist.get_rank(), world_size, local_rank, device)
 
 

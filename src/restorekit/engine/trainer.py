@@ -158,6 +158,7 @@ class _Run:
                 self.best_psnr,
                 self.stepper.ema,
                 self.plan.as_dict() if self.plan_from_budget else None,
+                self.stepper.scaler,
             )
 
 
@@ -183,6 +184,8 @@ def _start(
     descriptor = describe(cfg, stepper.model, run_dir, command, data.normalization)
     if state is not None:
         stepper.optimizer.load_state_dict(state.optimizer)
+        if state.grad_scaler and stepper.scaler.is_enabled():
+            stepper.scaler.load_state_dict(state.grad_scaler)
     run = _Run(
         cfg,
         run_dir,
