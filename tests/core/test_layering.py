@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "restorekit"
 
 ORDER = (  # a module may import from its own part and from those before it
     "errors", "units", "pixels", "dihedral", "descriptor", "normalization", "blind_spots",
-    "devices", "randomness", "degrade", "io", "metrics", "configs", "nets", "zoo", "infer",
-    "evaluation", "methods", "data", "engine", "serve", "napari_plugin", "demo", "cli",
+    "devices", "layout", "randomness", "degrade", "io", "metrics", "configs", "nets", "zoo",
+    "infer", "evaluation", "methods", "data", "engine", "serve", "napari_plugin", "demo", "cli",
 )  # fmt: skip
 
 TORCH_FREE = (

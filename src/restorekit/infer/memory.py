@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from restorekit.infer.tiling import round_up
+from restorekit.layout import in_layout
 
 TORCH_FACTOR = 1.15
 """Allowance over the measured activation peak for PyTorch's allocator (measured: 1.01-1.09x)."""
@@ -81,7 +82,7 @@ def measure_bytes_per_pixel(
     dtype = parameter.dtype if parameter is not None else torch.float32
     probe = torch.rand(1, in_channels, *[side] * dims, device=device, dtype=dtype)
     if dims == 2 and _is_channels_last(net):
-        probe = probe.contiguous(memory_format=torch.channels_last)
+        probe = in_layout(probe, torch.channels_last)
     with torch.inference_mode(), PeakActivations() as counter:
         net(probe)
     return factor * counter.peak / side**dims

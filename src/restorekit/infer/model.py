@@ -16,6 +16,7 @@ from restorekit.infer.memory import measure_bytes_per_pixel
 from restorekit.infer.predict import check_precision, to_precision, torch_forward
 from restorekit.infer.reach import measure_reach
 from restorekit.infer.tiling import DEFAULT_MAX_MEMORY
+from restorekit.layout import in_layout
 from restorekit.nets.files import load_model_file
 from restorekit.zoo import resolve_model
 
@@ -64,7 +65,7 @@ class RestorationModel(ArrayModel):
         side = descriptor.size_multiple * max(1, 32 // descriptor.size_multiple)
         probe = torch.rand(1, descriptor.in_channels, *[side] * dims, device=self.device)
         if self.channels_last:
-            probe = probe.contiguous(memory_format=torch.channels_last)
+            probe = in_layout(probe, torch.channels_last)
         self.net = to_precision(self.net, precision, probe)
         bytes_per_pixel = measure_bytes_per_pixel(
             self.net, descriptor.in_channels, descriptor.size_multiple, dims

@@ -11,6 +11,7 @@ from torch import nn
 
 from restorekit.errors import ConfigError
 from restorekit.infer.tiling import DEFAULT_OVERLAP, Run, tiled_apply
+from restorekit.layout import in_layout
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -42,7 +43,7 @@ def predict(
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, size_multiple)
     if channels_last:
-        padded = padded.contiguous(memory_format=torch.channels_last)
+        padded = in_layout(padded, torch.channels_last)
     out = net(padded)
     scale = out.shape[-1] // padded.shape[-1]
     return out[..., : height * scale, : width * scale].contiguous()
@@ -125,7 +126,7 @@ def torch_forward(net: nn.Module, channels_last: bool = True) -> Run:
     def run(batch: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device, dtype)
         if channels_last and tensor.ndim == 4:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
+            tensor = in_layout(tensor, torch.channels_last)
         return net(tensor).float().cpu().numpy()
 
     return run

@@ -13,15 +13,20 @@ through it, so results do not depend on how batches are split over devices.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torch import nn
 
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
 from restorekit.randomness import SampleRandom
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+"""The network as a method calls it: batch in, batch out. The engine passes a callable that
+puts every input in the network's memory layout (see :mod:`restorekit.layout`), so a method
+may build inputs by any indexing."""
 
 
 @dataclass
@@ -79,7 +84,7 @@ class TrainingMethod(ABC):
 
     @abstractmethod
     def loss(
-        self, net: nn.Module, batch: Batch, progress: Progress, rng: SampleRandom
+        self, net: Network, batch: Batch, progress: Progress, rng: SampleRandom
     ) -> LossOutput: ...
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from restorekit.degrade.noise import NoiseModel
-from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod, regression_loss
+from restorekit.methods.base import (
+    Batch,
+    LossOutput,
+    Network,
+    Progress,
+    TrainingMethod,
+    regression_loss,
+)
 
 
 @dataclass
@@ -21,7 +26,7 @@ class Noise2Clean(TrainingMethod):
         clean = sample["image"]
         return Batch(input=noise(clean, rng), target=clean, clean=clean)
 
-    def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
+    def loss(self, net: Network, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": value.detach()})

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
-from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod
+from restorekit.methods.base import Batch, LossOutput, Network, Progress, TrainingMethod
 from restorekit.methods.n2v_masking import BlindSpotMasker, ChannelMode, Manipulator
 from restorekit.randomness import SampleRandom
 
@@ -61,9 +60,7 @@ class Noise2Void(TrainingMethod):
         manipulated, mask = self.masker(noisy, rng)
         return MaskedBatch(input=manipulated, target=noisy, clean=clean, mask=mask)
 
-    def loss(
-        self, net: nn.Module, batch: Batch, progress: Progress, rng: SampleRandom
-    ) -> LossOutput:
+    def loss(self, net: Network, batch: Batch, progress: Progress, rng: SampleRandom) -> LossOutput:
         assert isinstance(batch, MaskedBatch) and batch.target is not None
         prediction = net(batch.input)
         value = masked_loss(self.criterion, prediction.float(), batch.target.float(), batch.mask)

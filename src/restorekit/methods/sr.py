@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
-from restorekit.methods.base import Batch, LossOutput, Progress, TrainingMethod, regression_loss
+from restorekit.methods.base import (
+    Batch,
+    LossOutput,
+    Network,
+    Progress,
+    TrainingMethod,
+    regression_loss,
+)
 
 
 @dataclass
@@ -36,7 +41,7 @@ class SuperResolution(TrainingMethod):
         target = sample["target"]
         return Batch(input=sample["image"], target=target, clean=target)
 
-    def loss(self, net: nn.Module, batch: Batch, progress: Progress, rng) -> LossOutput:
+    def loss(self, net: Network, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": value.detach()})
