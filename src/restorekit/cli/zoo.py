@@ -63,10 +63,14 @@ def _print_models_table(zoo_models: list[ZooModel]) -> None:
 def _steps(name: str, training: dict) -> str:
     """The training steps a descriptor records: those of the model's last stage when it was
     initialised from earlier weights (its card counts every stage)."""
+    from restorekit.zoo import shipped_model
+
     steps = f"{training.get('step')} steps"
     start = training.get("config", {}).get("train", {}).get("init_from")
     if start == name:
         return f"{steps} (last stage)"
+    if start and shipped_model(start) is None:  # a file on the trainer's machine: its name
+        return f"{steps} from {Path(start).name}"
     return f"{steps} from {start}" if start else steps
 
 
