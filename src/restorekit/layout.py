@@ -15,14 +15,26 @@ from __future__ import annotations
 import torch
 
 
+def is_channels_last(tensor: torch.Tensor) -> bool:
+    """Whether 4-D ``tensor`` has dense channels-last strides, channel stride 1 included (a
+    one-channel NCHW tensor passes ``is_contiguous(memory_format=channels_last)`` but not
+    this)."""
+    return tensor.stride(1) == 1 and tensor.is_contiguous(memory_format=torch.channels_last)
+
+
 def in_layout(tensor: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    """``tensor`` in ``memory_format``; a 4-D batch asked for channels-last gets channels-last
-    strides (channel stride 1) even where its layout is ambiguous; other shapes (volumes)
-    come out contiguous. Copies only when needed."""
+    """``tensor`` in ``memory_format`` (``torch.channels_last`` or ``torch.contiguous_format``):
+    a 4-D batch asked for channels-last gets dense channels-last strides even where its layout
+    is ambiguous (one channel) or it is a strided or cropped view; other shapes (volumes) come
+    out contiguous. Copies only when the memory order must change: a dense one-channel batch
+    is the same memory in both layouts and gets a re-strided view."""
     if tensor.dim() != 4:
         return tensor.contiguous()
     if memory_format != torch.channels_last:
         return tensor.contiguous(memory_format=memory_format)
-    if tensor.stride(1) == 1 and tensor.is_contiguous(memory_format=torch.channels_last):
+    if is_channels_last(tensor):
         return tensor
-    return tensor.to(memory_format=torch.channels_last)  # computes the strides from the sizes
+    if tensor.size(1) == 1:  # N x H x W x 1 is N x 1 x H x W's memory order
+        batch, _, height, width = tensor.shape
+        return tensor.contiguous().reshape(batch, height, width, 1).permute(0, 3, 1, 2)
+    return tensor.contiguous(memory_format=torch.channels_last)

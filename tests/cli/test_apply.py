@@ -187,7 +187,7 @@ def test_models_command_lists_every_shipped_model_with_figures():
     assert "steps (last stage)" in rows["n2v-bsd68"]
     assert "steps from ne2ne-gauss25" in rows["ne2ne-gauss5_50"]
     # weights from a file on the trainer's machine: its name, not a path that means nothing here
-    assert "steps from ne2ne-gauss25-grey0.safetensors " in rows["ne2ne-grey-gauss25"]
+    assert "steps from file ne2ne-gauss25-grey0.safetensors " in rows["ne2ne-grey-gauss25"]
     unknown = runner.invoke(main, ["models", "no-such-model"])
     assert unknown.exit_code != 0 and "shipped: " in unknown.output
 

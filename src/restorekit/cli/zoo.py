@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,15 +63,18 @@ def _print_models_table(zoo_models: list[ZooModel]) -> None:
 
 def _steps(name: str, training: dict) -> str:
     """The training steps a descriptor records: those of the model's last stage when it was
-    initialised from earlier weights (its card counts every stage)."""
+    initialised from earlier weights (its card counts every stage), and where they came from:
+    a shipped model by name, a file or run folder of the trainer's machine by its last path
+    component (``from file NAME``; the card says what it was)."""
     from restorekit.zoo import shipped_model
 
     steps = f"{training.get('step')} steps"
     start = training.get("config", {}).get("train", {}).get("init_from")
     if start == name:
         return f"{steps} (last stage)"
-    if start and shipped_model(start) is None:  # a file on the trainer's machine: its name
-        return f"{steps} from {Path(start).name}"
+    if start and shipped_model(start) is None:  # a path on the trainer's machine (any OS)
+        last = re.split(r"[\\/]", start.rstrip("\\/"))[-1]
+        return f"{steps} from file {last}"
     return f"{steps} from {start}" if start else steps
 
 

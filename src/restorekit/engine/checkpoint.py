@@ -1,7 +1,8 @@
 """Checkpoints of a run folder.
 
 ``checkpoints/last.state.pt`` is the resume point: weights, optimizer state, epoch, step, best
-validation PSNR and RNG states in one file, written atomically, so a crash or a killed process at
+validation PSNR and RNG states (and, where used, the weight average, a time budget's plan and
+fp16's GradScaler state) in one file, written atomically, so a crash or a killed process at
 any moment leaves either the previous or the new resume point, never a mix. It holds only
 tensors and plain values and is read with ``torch.load(weights_only=True)``.
 

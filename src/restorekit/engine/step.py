@@ -20,7 +20,7 @@ from restorekit.engine.distributed import DistributedContext, wrap
 from restorekit.errors import ConfigError
 from restorekit.layout import in_layout
 from restorekit.methods import LossOutput, Progress, TrainingMethod, build_method
-from restorekit.methods.base import Network
+from restorekit.methods.base import NetworkCall
 from restorekit.nets import build_net
 from restorekit.randomness import SampleRandom
 
@@ -151,7 +151,7 @@ class Stepper:
             rng = SampleRandom.for_device(sample["seed"], self.device)
             tensors = {k: self._to_device(v) for k, v in sample.items() if k != "seed"}
             batch = self.method.make_batch(tensors, self.noise, rng)
-            return float(self.method.loss(self._in_layout(net), batch, progress, rng).total)
+            return float(self.method.loss(self._laid_out(net), batch, progress, rng).total)
         finally:
             net.train()
 
@@ -167,13 +167,12 @@ class Stepper:
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
-            return self.method.loss(self._in_layout(self.net), batch, progress, rng)
+            return self.method.loss(self._laid_out(self.net), batch, progress, rng)
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        layout = self.memory_format if tensor.dim() == 4 else torch.contiguous_format
-        return in_layout(tensor.to(self.device, non_blocking=True), layout)
+        return in_layout(tensor.to(self.device, non_blocking=True), self.memory_format)
 
-    def _in_layout(self, net: nn.Module) -> Network:
+    def _laid_out(self, net: nn.Module) -> NetworkCall:
         """``net`` with every input put in the training layout first: methods make inputs by
         indexing (Neighbor2Neighbor's sub-images), which leaves them NCHW."""
         return lambda x: net(in_layout(x, self.memory_format))

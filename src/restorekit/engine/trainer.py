@@ -182,10 +182,16 @@ def _start(
     state = load_checkpoint(run_dir, stepper.model, stepper.ema) if resume else None
     record_start(cfg, run_dir, command, context.is_main)
     descriptor = describe(cfg, stepper.model, run_dir, command, data.normalization)
+    scaler_note = None
     if state is not None:
         stepper.optimizer.load_state_dict(state.optimizer)
         if state.grad_scaler and stepper.scaler.is_enabled():
             stepper.scaler.load_state_dict(state.grad_scaler)
+        elif stepper.scaler.is_enabled():  # a checkpoint of another precision, or older
+            scaler_note = (
+                f"the checkpoint (step {state.step}) holds no fp16 loss scale: it starts again "
+                f"at {stepper.scaler.get_scale():g} (the first steps may be skipped to find it)"
+            )
     run = _Run(
         cfg,
         run_dir,
@@ -201,7 +207,7 @@ def _start(
     )
     _plan(run, state.plan if state else None, started)
     run.log.line(_first_line(run, resume))
-    for note in (state.recovery, state.ema_note) if state else ():
+    for note in (state.recovery, state.ema_note, scaler_note) if state else ():
         if note:
             run.log.line(note)
     if leftovers:

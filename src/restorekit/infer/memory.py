@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from restorekit.infer.tiling import round_up
-from restorekit.layout import in_layout
+from restorekit.layout import in_layout, is_channels_last
 
 TORCH_FACTOR = 1.15
 """Allowance over the measured activation peak for PyTorch's allocator (measured: 1.01-1.09x)."""
@@ -90,4 +90,4 @@ def measure_bytes_per_pixel(
 
 def _is_channels_last(net: nn.Module) -> bool:
     weights = [p for p in net.parameters() if p.dim() == 4]
-    return bool(weights) and weights[0].is_contiguous(memory_format=torch.channels_last)
+    return bool(weights) and is_channels_last(weights[0])

@@ -23,7 +23,7 @@ from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
 from restorekit.randomness import SampleRandom
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+NetworkCall = Callable[[torch.Tensor], torch.Tensor]
 """The network as a method calls it: batch in, batch out. The engine passes a callable that
 puts every input in the network's memory layout (see :mod:`restorekit.layout`), so a method
 may build inputs by any indexing."""
@@ -84,7 +84,7 @@ class TrainingMethod(ABC):
 
     @abstractmethod
     def loss(
-        self, net: Network, batch: Batch, progress: Progress, rng: SampleRandom
+        self, net: NetworkCall, batch: Batch, progress: Progress, rng: SampleRandom
     ) -> LossOutput: ...
 
 

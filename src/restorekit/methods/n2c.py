@@ -8,7 +8,7 @@ from restorekit.degrade.noise import NoiseModel
 from restorekit.methods.base import (
     Batch,
     LossOutput,
-    Network,
+    NetworkCall,
     Progress,
     TrainingMethod,
     regression_loss,
@@ -26,7 +26,7 @@ class Noise2Clean(TrainingMethod):
         clean = sample["image"]
         return Batch(input=noise(clean, rng), target=clean, clean=clean)
 
-    def loss(self, net: Network, batch: Batch, progress: Progress, rng) -> LossOutput:
+    def loss(self, net: NetworkCall, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": value.detach()})

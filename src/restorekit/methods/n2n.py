@@ -13,7 +13,7 @@ from restorekit.errors import ConfigError
 from restorekit.methods.base import (
     Batch,
     LossOutput,
-    Network,
+    NetworkCall,
     Progress,
     TrainingMethod,
     regression_loss,
@@ -44,7 +44,7 @@ class Noise2Noise(TrainingMethod):
         clean = sample["image"]
         return Batch(input=noise(clean, rng), target=noise(clean, rng), clean=clean)
 
-    def loss(self, net: Network, batch: Batch, progress: Progress, rng) -> LossOutput:
+    def loss(self, net: NetworkCall, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": value.detach()})

@@ -15,7 +15,7 @@ import torch
 
 from restorekit.degrade.noise import NoiseModel
 from restorekit.errors import ConfigError
-from restorekit.methods.base import Batch, LossOutput, Network, Progress, TrainingMethod
+from restorekit.methods.base import Batch, LossOutput, NetworkCall, Progress, TrainingMethod
 from restorekit.methods.n2v_masking import BlindSpotMasker, ChannelMode, Manipulator
 from restorekit.randomness import SampleRandom
 
@@ -60,7 +60,9 @@ class Noise2Void(TrainingMethod):
         manipulated, mask = self.masker(noisy, rng)
         return MaskedBatch(input=manipulated, target=noisy, clean=clean, mask=mask)
 
-    def loss(self, net: Network, batch: Batch, progress: Progress, rng: SampleRandom) -> LossOutput:
+    def loss(
+        self, net: NetworkCall, batch: Batch, progress: Progress, rng: SampleRandom
+    ) -> LossOutput:
         assert isinstance(batch, MaskedBatch) and batch.target is not None
         prediction = net(batch.input)
         value = masked_loss(self.criterion, prediction.float(), batch.target.float(), batch.mask)

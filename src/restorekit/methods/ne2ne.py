@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from restorekit.degrade.noise import NoiseModel
-from restorekit.methods.base import Batch, LossOutput, Network, Progress, TrainingMethod
+from restorekit.methods.base import Batch, LossOutput, NetworkCall, Progress, TrainingMethod
 from restorekit.methods.neighbor_sampler import draw_neighbour_pairs, subsample
 from restorekit.randomness import SampleRandom
 
@@ -31,7 +31,9 @@ class Neighbor2Neighbor(TrainingMethod):
             return Batch(input=sample["image"])
         return Batch(input=noise(sample["image"], rng), clean=sample["image"])
 
-    def loss(self, net: Network, batch: Batch, progress: Progress, rng: SampleRandom) -> LossOutput:
+    def loss(
+        self, net: NetworkCall, batch: Batch, progress: Progress, rng: SampleRandom
+    ) -> LossOutput:
         noisy = batch.input
         pos1, pos2 = draw_neighbour_pairs(rng, *noisy.shape[-2:])
         noisy_sub1, noisy_sub2 = subsample(noisy, pos1), subsample(noisy, pos2)

@@ -15,7 +15,7 @@ from restorekit.errors import ConfigError
 from restorekit.methods.base import (
     Batch,
     LossOutput,
-    Network,
+    NetworkCall,
     Progress,
     TrainingMethod,
     regression_loss,
@@ -41,7 +41,7 @@ class SuperResolution(TrainingMethod):
         target = sample["target"]
         return Batch(input=sample["image"], target=target, clean=target)
 
-    def loss(self, net: Network, batch: Batch, progress: Progress, rng) -> LossOutput:
+    def loss(self, net: NetworkCall, batch: Batch, progress: Progress, rng) -> LossOutput:
         assert batch.target is not None
         value = regression_loss(self.criterion, net(batch.input), batch.target)
         return LossOutput(value, {"loss": value.detach()})
