@@ -262,3 +262,24 @@ def test_training_killed_at_random_moments_resumes_to_the_same_weights(photos, t
         f"kills {kills}, resumes {resumes}, steps trained {trained} for 12, "
         f"lost {trained - 12}, leftover temporaries removed {len(removed)}"
     )
+
+
+def test_an_fp16_resume_without_a_saved_loss_scale_says_so(photos, tmp_path, monkeypatch):
+    """A checkpoint written without a loss scale (another precision, or an older run) resumed
+    with loss scaling on: the log says the scale starts again. (An enabled CPU GradScaler
+    stands in for fp16's, which needs a GPU.)"""
+    from restorekit.engine.step import Stepper
+
+    cfg = tiny_config(photos, **FIELDS, **{"train.device": "cpu"})
+    train(cfg, tmp_path / "run", max_steps=3)  # no loss scaling: no scaler state saved
+    built = Stepper.from_config
+
+    def with_scaler(config, context=None):
+        stepper = built(config, context)
+        stepper.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        return stepper
+
+    monkeypatch.setattr(Stepper, "from_config", with_scaler)
+    train(cfg, tmp_path / "run", resume=True)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "holds no fp16 loss scale: it starts again at 1024" in log
