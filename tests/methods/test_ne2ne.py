@@ -1,6 +1,9 @@
+import pytest
 import torch
 
-from restorekit.methods import Neighbor2Neighbor, Progress
+from restorekit.configs import load_config
+from restorekit.errors import ConfigError
+from restorekit.methods import Neighbor2Neighbor, Progress, build_method
 from restorekit.methods.neighbor_sampler import NEIGHBOUR_PAIRS, draw_neighbour_pairs, subsample
 from restorekit.randomness import SampleRandom
 
@@ -51,6 +54,22 @@ def test_regulariser_weight_ramps_with_epoch():
         for e in (1, 50, 100)
     ]
     assert weights == [0.02, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("ramp_start", "expected"), [(1.0, [2.0, 2.0, 2.0]), (0.5, [1.01, 1.5, 2.0])]
+)
+def test_a_fine_tuning_ramp_starts_where_it_is_told(ramp_start, expected):
+    method = Neighbor2Neighbor(increase_ratio=2.0, ramp_start=ramp_start)
+    weights = [method.regulariser_ramp(Progress(e, 100, 1)) for e in (1, 50, 100)]
+    assert weights == pytest.approx(expected)
+
+
+def test_the_ramp_start_is_a_config_field_within_zero_and_one():
+    cfg = load_config("ne2ne-gauss5_50", overrides=["method.ramp_start=1"])
+    assert build_method(cfg.method).regulariser_ramp(Progress(1, 40, 1)) == 2.0
+    with pytest.raises(ConfigError, match="ramp_start"):
+        load_config("ne2ne-gauss5_50", overrides=["method.ramp_start=1.5"])
 
 
 def test_full_image_pass_builds_no_graph():

@@ -43,6 +43,12 @@ class Ne2NeConfig(_Section):
     lambda1: float = Field(1.0, ge=0, description="weight of the reconstruction term")
     lambda2: float = Field(1.0, ge=0, description="weight of the regulariser")
     increase_ratio: float = Field(2.0, ge=0, description="regulariser ramp: epoch/epochs x this")
+    ramp_start: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="ramp start, a fraction of its end (1: fine-tune at full weight)",
+    )
 
 
 class N2VConfig(_Section):

@@ -5,6 +5,11 @@ Loss = lambda1 * ||f(g1(y)) - g2(y)||^2
 with g1, g2 the random neighbour sub-samplers, f(y) computed without a graph, and the regulariser
 weight ramped as r = epoch / epochs * increase_ratio (epoch from 1), as in the authors' code.
 The paper's gamma is lambda2 * increase_ratio at the end of training (2 by default).
+
+``ramp_start`` (0 in the authors' code) is where the ramp starts, as a fraction of its end:
+r = (ramp_start + (1 - ramp_start) * epoch / epochs) * increase_ratio. A fine-tuning stage that
+starts from a trained model sets it to 1 and keeps the regulariser at its end weight throughout,
+instead of restarting it near 0, which first undoes part of the earlier training.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ class Neighbor2Neighbor(TrainingMethod):
     lambda1: float = 1.0
     lambda2: float = 1.0
     increase_ratio: float = 2.0
+    ramp_start: float = 0.0
     name = "ne2ne"
+
+    def regulariser_ramp(self, progress: Progress) -> float:
+        """r of the module docstring: from ramp_start to 1, times increase_ratio."""
+        fraction = progress.epoch / progress.epochs
+        return (self.ramp_start + (1.0 - self.ramp_start) * fraction) * self.increase_ratio
 
     def make_batch(self, sample, noise: NoiseModel | None, rng) -> Batch:
         if noise is None:  # a folder of real noisy images: no clean data at all
@@ -42,7 +53,7 @@ class Neighbor2Neighbor(TrainingMethod):
         exp_diff = subsample(denoised, pos1) - subsample(denoised, pos2)
 
         diff = net(noisy_sub1) - noisy_sub2
-        ramp = progress.epoch / progress.epochs * self.increase_ratio
+        ramp = self.regulariser_ramp(progress)
         rec = torch.mean(diff**2)
         reg = torch.mean((diff - exp_diff.to(diff.dtype)) ** 2)
         total = self.lambda1 * rec + self.lambda2 * ramp * reg
