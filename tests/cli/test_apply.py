@@ -185,11 +185,19 @@ def test_models_command_lists_every_shipped_model_with_figures():
     # a model fine-tuned from earlier weights counts its last stage's steps and says so
     rows = {line.split()[0]: line for line in lines[1:]}
     assert "steps (last stage)" in rows["n2v-bsd68"]
-    assert "steps from ne2ne-gauss25" in rows["ne2ne-gauss5_50"]
+    assert "steps (last stage)" in rows["ne2ne-gauss5_50"]
     # weights from a file on the trainer's machine: its name, not a path that means nothing here
     assert "steps from file ne2ne-gauss25-grey0.safetensors " in rows["ne2ne-grey-gauss25"]
     unknown = runner.invoke(main, ["models", "no-such-model"])
     assert unknown.exit_code != 0 and "shipped: " in unknown.output
+
+
+def test_a_model_started_from_another_shipped_one_names_it():
+    from restorekit.cli.zoo import _steps
+
+    training = {"step": 4721, "config": {"train": {"init_from": "ne2ne-gauss25"}}}
+    assert _steps("ne2ne-gauss5_50", training) == "4721 steps from ne2ne-gauss25"
+    assert _steps("ne2ne-gauss5_50", {"step": 10, "config": {"train": {}}}) == "10 steps"
 
 
 def test_denoise_starts_with_the_blind_model():
