@@ -200,6 +200,17 @@ def test_a_model_started_from_another_shipped_one_names_it():
     assert _steps("ne2ne-gauss5_50", {"step": 10, "config": {"train": {}}}) == "10 steps"
 
 
+def test_model_details_name_training_folders_not_the_trainers_paths():
+    """A descriptor keeps the trainer's absolute paths (e.g. /work/shared/data/T91 or
+    C:\\data\\T91); the details show the folder names, which mean something anywhere."""
+    from restorekit.cli.zoo import _base_name
+
+    assert _base_name("/work/shared/data/T91/") == "T91"
+    assert _base_name("C:\\data\\BSD200_train") == "BSD200_train"
+    details = CliRunner().invoke(main, ["models", "edsr-baseline-x2"]).output
+    assert "trained by sr on T91, BSD200_train, " in details
+
+
 def test_denoise_starts_with_the_blind_model():
     """A photograph's noise level is unknown: without --model, the blind (sigma 5-50) model."""
     from restorekit.zoo import DEFAULT_DENOISER

@@ -61,6 +61,11 @@ def _print_models_table(zoo_models: list[ZooModel]) -> None:
         click.echo("  ".join([*padded, row[-1]]))
 
 
+def _base_name(path: str) -> str:
+    """The last component of a path written on the trainer's machine (any OS)."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+
+
 def _steps(name: str, training: dict) -> str:
     """The training steps a descriptor records: those of the model's last stage when it was
     initialised from earlier weights (its card counts every stage), and where they came from:
@@ -73,8 +78,7 @@ def _steps(name: str, training: dict) -> str:
     if start == name:
         return f"{steps} (last stage)"
     if start and shipped_model(start) is None:  # a path on the trainer's machine (any OS)
-        last = re.split(r"[\\/]", start.rstrip("\\/"))[-1]
-        return f"{steps} from file {last}"
+        return f"{steps} from file {_base_name(start)}"
     return f"{steps} from {start}" if start else steps
 
 
@@ -92,7 +96,7 @@ def _describe_model(model: ZooModel) -> None:
         f"{d.size_multiple}, values {d.value_range[0]:g}-{d.value_range[1]:g}"
     )
     click.echo(
-        f"  trained by {d.method} on {', '.join(trained.get('data', []))}, "
+        f"  trained by {d.method} on {', '.join(map(_base_name, trained.get('data', [])))}, "
         f"{_steps(model.name, trained)}; card: {model.card}"
     )
     click.echo(f"  ONNX: {onnx_status(model)}")
