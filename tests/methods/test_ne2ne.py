@@ -43,17 +43,21 @@ def test_all_eight_neighbour_pairs_are_drawn_uniformly():
     assert torch.all((share - 1 / 8).abs() < 0.01)
 
 
-def test_regulariser_weight_ramps_with_epoch():
+@pytest.mark.parametrize(
+    ("ramp_start", "expected"), [(0.0, [0.02, 1.0, 2.0]), (1.0, [2.0, 2.0, 2.0])]
+)
+def test_regulariser_weight_ramps_with_epoch(ramp_start, expected):
+    """The weight the loss applies: from near 0 (the authors' ramp) or, fine-tuning, at its end."""
     net = torch.nn.Conv2d(3, 3, 3, padding=1)
-    method = Neighbor2Neighbor(lambda1=1.0, lambda2=1.0, increase_ratio=2.0)
+    method = Neighbor2Neighbor(lambda1=1.0, lambda2=1.0, increase_ratio=2.0, ramp_start=ramp_start)
     batch = method.make_batch({"image": torch.rand(2, 3, 8, 8)}, None, SampleRandom.from_seed(0, 2))
-    weights = [
-        method.loss(net, batch, Progress(e, 100, 1), SampleRandom.from_seed(0, 2)).parts[
-            "reg_weight"
-        ]
+    outputs = [
+        method.loss(net, batch, Progress(e, 100, 1), SampleRandom.from_seed(0, 2))
         for e in (1, 50, 100)
     ]
-    assert weights == [0.02, 1.0, 2.0]
+    assert [out.parts["reg_weight"] for out in outputs] == pytest.approx(expected)
+    rec, reg = outputs[0].parts["loss_rec"], outputs[0].parts["loss_reg"]
+    assert outputs[0].total.item() == pytest.approx((rec + expected[0] * reg).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(
