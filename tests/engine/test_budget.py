@@ -77,6 +77,43 @@ def test_warm_up_waits_for_timed_steps_and_a_tenth_of_the_budget():
     assert budget.step_done(5) and budget.seconds_per_step(5) > 0.2
 
 
+class _Clock:
+    """A stand-in for the ``time`` module whose clock moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("step_seconds", "expected"),
+    [
+        ([0.1] * 30, 0.1),
+        ([0.1] * 20 + [1200.0] + [0.1] * 9, 0.1),  # stopped for 20 min: a stall, not a cost
+        ([0.1, 0.1, 0.1, 0.4] * 8, 0.175),  # every 4th step slower: a cost, in the mean
+    ],
+)
+def test_the_step_cost_is_the_mean_of_later_steps_without_stalls(
+    monkeypatch, step_seconds, expected
+):
+    from restorekit.engine import budget as budget_module
+
+    clock = _Clock()
+    monkeypatch.setattr(budget_module, "time", clock)
+    budget = TimeBudget(7200)
+    budget.step_done(1)
+    for step, seconds in enumerate(step_seconds, start=2):
+        clock.now += seconds
+        budget.step_done(step)
+    assert budget.seconds_per_step(len(step_seconds) + 1) == pytest.approx(expected)
+    plan = budget.plan(len(step_seconds) + 1, budget.costs(31), 10_000, 1, 10_000, False)
+    if step_seconds[20] > 1000:  # the rest of the budget, at the usual step's cost
+        left = 7200 * (1 - MARGIN) - (clock.now - 1000)
+        assert plan.total_steps == pytest.approx(31 + left / 0.1, abs=2)
+
+
 def test_a_60_s_budget_ends_within_10_percent_with_its_schedule_completed(photo_folder, tmp_path):
     cfg = tiny_config(
         photo_folder,

@@ -124,6 +124,19 @@ def test_a_training_request_builds_the_presets_config(tmp_path, noisy_stack):
         TrainingRequest(noisy_stack[None], "SZYX").config()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_training_takes_bf16_only_where_it_is_native_and_for_images(
+    monkeypatch, noisy_stack, native
+):
+    from restorekit import devices
+
+    monkeypatch.setattr(devices, "bf16_is_native", lambda device: native)
+    image = TrainingRequest(noisy_stack, "SYX").config()
+    assert image.train.precision == ("bf16" if native else "fp32")
+    volume = TrainingRequest(np.repeat(noisy_stack, 2, axis=0)[None], "SZYX").config()
+    assert volume.train.precision == "fp32"  # bf16 3D convolutions are not measured
+
+
 def test_the_denoise_widget_runs_a_3d_model_on_a_volume(qtbot, tmp_path, noisy_stack):
     from restorekit.napari_plugin.widgets import MODEL_FILE, DenoiseWidget
 

@@ -170,7 +170,7 @@ def test_training_on_uploads_makes_a_model_that_later_jobs_use(client):
     response = client.post(
         "/api/train",
         files=[("files", (f"n{i}.png", d, "image/png")) for i, d in enumerate(noisy)],
-        data={"method": "ne2ne", "budget": "12", "name": "mine"},
+        data={"method": "ne2ne", "budget": "20", "name": "mine"},  # 2 logs, slow CPU
     )
     assert response.status_code == 200, response.json()
     status = wait(client, response.json()["id"], timeout=180)
@@ -184,6 +184,17 @@ def test_training_on_uploads_makes_a_model_that_later_jobs_use(client):
     bad = client.post("/api/train", files=[("files", ("n.png", noisy[0], "image/png"))],
                       data={"method": "ne2ne", "budget": "5"})  # fmt: skip
     assert bad.status_code == 422 and "budget" in bad.json()["error"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_training_takes_bf16_only_where_it_is_native(monkeypatch, tmp_path, native):
+    from restorekit import devices
+    from restorekit.serve.work import train_config
+
+    monkeypatch.setattr(devices, "bf16_is_native", lambda device: native)
+    write_image(tmp_path / "n.png", np.full((64, 64, 3), 90, np.uint8))
+    config = train_config("ne2ne", [tmp_path / "n.png"], 30)
+    assert config.train.precision == ("bf16" if native else "fp32")  # emulated bf16 is slower
 
 
 def test_preview_serves_8_bit_png_of_inputs_and_outputs(client):

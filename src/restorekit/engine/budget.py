@@ -15,7 +15,9 @@ timings so far, each time another tenth of the budget has passed, as long as the
 learning-rate milestone is still ahead (the learning rate is constant until then, so no step
 already taken would have seen another rate); once it is within reach (:data:`FREEZE_AT` of the
 way), the plan is final. Steps are timed apart from validations and checkpoints, over the
-later half of the steps so far (the first ones still warm caches); validations and checkpoints
+later half of the steps so far (the first ones still warm caches), stalls left out (a step
+ten times slower than the median: the process was stopped or the machine slept; the budget has
+paid for that time already, the steps to come will not repeat it); validations and checkpoints
 are costed at the median of their timings (the first of each pays one-off costs and is left out
 once there are others).
 
@@ -27,6 +29,7 @@ resumed. The budget counts from the start of ``train`` (data loading included).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import statistics
 import time
@@ -43,6 +46,8 @@ REPLAN_FRACTION = 0.1
 FREEZE_AT = 0.8
 """...until this fraction of the first milestone's step (no milestones: of the plan) is done."""
 OPEN_ENDED = 10**12
+STALL_FACTOR = 10.0
+"""A timed step longer than this many times the median is a stall, not a step's cost."""
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,26 @@ class TimeBudget:
 
     def seconds_per_step(self, step: int) -> float:
         """Mean duration of the later half of the steps timed so far (the first ones still
-        warm caches and allocators; validations and checkpoints left out)."""
+        warm caches and allocators; validations and checkpoints left out), stalls left out: a
+        step that took over :data:`STALL_FACTOR` times the median (the process stopped, the
+        machine asleep) tells nothing of the steps to come, and the budget has already paid
+        for it."""
         assert self._first_step is not None
         marks = [self._first_step, *self._marks]
-        (first, start), (last, end) = marks[len(marks) // 2], marks[-1]
-        if last == first:
+        later = marks[len(marks) // 2 :]
+        if len(later) < 2:
             first, start = self._first_step
             end = time.monotonic() - self._excluded
-        return (end - start) / max(last - first, 1)
+            return (end - start) / max(step - first, 1)
+        durations = [
+            (end - start) / (last - first)
+            for (first, start), (last, end) in itertools.pairwise(later)
+            if last > first
+        ]
+        if not durations:
+            return 0.0
+        usual = statistics.median(durations)
+        return statistics.fmean(d for d in durations if d <= STALL_FACTOR * usual)
 
     def costs(self, step: int) -> Costs:
         """What a step, a validation and a checkpoint cost, from every timing so far."""

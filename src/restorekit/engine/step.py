@@ -16,6 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from restorekit.configs.schema import Config
 from restorekit.degrade.noise import NoiseModel, parse_noise
+from restorekit.devices import bf16_is_native
 from restorekit.engine.distributed import DistributedContext, wrap
 from restorekit.errors import ConfigError
 from restorekit.layout import in_layout
@@ -39,7 +40,7 @@ def check_precision(precision: str, device: torch.device) -> None:
             "train.precision=fp16 needs a CUDA GPU; on CPU use train.precision=bf16 "
             "(fast where the CPU has AVX512-BF16 or AMX) or fp32"
         )
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not bf16_is_native(device):
         warnings.warn(
             "train.precision=bf16 on a CPU without native bf16: emulated, likely slower than fp32",
             stacklevel=2,

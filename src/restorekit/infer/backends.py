@@ -166,13 +166,9 @@ def _available(device: str | None, onnx_possible: bool, precision: str) -> set[s
 def _bf16_runs_natively(device: str | None) -> bool:
     import torch
 
-    from restorekit.infer.predict import cpu_has_native_bf16
+    from restorekit.devices import bf16_is_native, resolve_device
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
+    return bf16_is_native(torch.device(device) if device else resolve_device(None))
 
 
 def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> str | None:

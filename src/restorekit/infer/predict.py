@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restorekit.devices import bf16_is_native
 from restorekit.errors import ConfigError
 from restorekit.infer.tiling import DEFAULT_OVERLAP, Run, tiled_apply
 from restorekit.layout import in_layout
@@ -148,4 +149,4 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bf16_is_native(torch.device("cpu"))

@@ -224,6 +224,7 @@ def train_config(method: str, images: list[Path], budget_s: float) -> Any:
     """The config of a training request on the uploaded noisy ``images`` (see
     :data:`TRAIN_PRESETS`)."""
     from restorekit.configs import load_config
+    from restorekit.devices import fastest_training_precision, resolve_device
 
     if method not in TRAIN_PRESETS:
         raise RestorekitError(f"method {method!r}: choose one of {', '.join(TRAIN_PRESETS)}")
@@ -246,7 +247,7 @@ def train_config(method: str, images: list[Path], budget_s: float) -> Any:
         [
             "noise=null",
             "train.batch_size=4",
-            "train.precision=bf16",
+            f"train.precision={fastest_training_precision(resolve_device(None))}",
             "train.log_every=5",
             "train.checkpoint_every=50",
             "train.threads=1",
