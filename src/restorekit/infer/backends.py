@@ -164,11 +164,9 @@ def _available(device: str | None, onnx_possible: bool, precision: str) -> set[s
 
 
 def _bf16_runs_natively(device: str | None) -> bool:
-    import torch
-
     from restorekit.devices import bf16_is_native, resolve_device
 
-    return bf16_is_native(torch.device(device) if device else resolve_device(None))
+    return bf16_is_native(resolve_device(device))  # a bad name: its clear ConfigError
 
 
 def _why_torch(name: str, device: str | None, torch_options: Sequence[str]) -> str | None:
