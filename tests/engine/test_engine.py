@@ -79,6 +79,24 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues(photo_folder, tmp_pat
     assert train(cfg, tmp_path / "run", resume=True).steps == 4
 
 
+def test_a_failed_process_group_keeps_sigterm_caught_while_the_error_is_printed():
+    # torchrun's agent SIGTERMs the survivors when one process dies; a survivor that restored
+    # the default handler died before printing "the process group failed ... --resume RUN"
+    from restorekit.engine.trainer import ProcessGroupFailed, _stop_requests
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _stop_requests():
+        pass
+    assert signal.getsignal(signal.SIGTERM) is before  # a normal end restores it
+    try:
+        with pytest.raises(ProcessGroupFailed), _stop_requests() as requests:
+            raise ProcessGroupFailed("the process group failed at step 3")
+        signal.raise_signal(signal.SIGTERM)  # this process is still here to say why it stops
+        assert requests == ["SIGTERM"]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_finished_run_folder_is_not_overwritten(photo_folder, tmp_path):
     cfg = tiny_config(photo_folder, **{"train.epochs": 1})
     train(cfg, tmp_path / "run")

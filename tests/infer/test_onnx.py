@@ -248,6 +248,10 @@ def test_auto_backend_takes_onnxruntime_for_a_shipped_model(zoo, onnx_path, monk
     assert chosen.describe() == "backend: onnxruntime fp32 (the shipped model's ONNX export)"
     assert open_model(onnx_path, device="cpu").name == "onnxruntime"
     assert open_model("tiny", "onnx").name == "onnxruntime"
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: the clear error
+        with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+            open_model("tiny", device="cuda:1")
+    monkeypatch.setattr(backends, "_bf16_runs_natively", lambda device: False)  # as if it were
     for kwargs, reason in (
         ({"torch_options": ["--tta"]}, "--tta given"),
         ({"device": "cuda:1"}, "--device cuda:1"),

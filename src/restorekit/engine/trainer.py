@@ -57,6 +57,10 @@ class TrainingInterrupted(RestorekitError):
     """Training stopped by a signal; a checkpoint was written first."""
 
 
+class ProcessGroupFailed(RestorekitError):
+    """A collective failed in a torchrun launch: another process probably died."""
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -81,6 +85,11 @@ def _stop_requests() -> Iterator[list[str]]:
     previous = {s: signal.signal(s, handler) for s in signals} if in_main else {}
     try:
         yield requests
+    except ProcessGroupFailed:
+        # torchrun's agent sends SIGTERM to the survivors as soon as one process dies: this
+        # process keeps the flag handler so that it lives to print why it stops (it is ending)
+        previous = {}
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -362,7 +371,7 @@ def _step(
     except RuntimeError as error:
         if not run.context.enabled:
             raise
-        raise RestorekitError(
+        raise ProcessGroupFailed(
             f"training process {run.context.rank}: the process group failed at step "
             f"{run.step} ({str(error).splitlines()[0]}); another process probably died. "
             f"Continue from the last checkpoint with --resume {run.run_dir}"
