@@ -125,7 +125,13 @@ TARGETS: tuple[Target, ...] = (
         "ne2ne-gauss25",
         ("BSD200_train",),
         "T91",
-        ("train.batch_size=16", "data.repeat=40"),
+        # the shipped model is the Noise2Noise U-Net (its card): continue it, not the preset's
+        (
+            "train.batch_size=16",
+            "data.repeat=40",
+            "model.arch=unet-n2n",
+            "train.init_from=ne2ne-gauss25",
+        ),
     ),
     Target(
         "edsr-baseline-x2",
@@ -596,8 +602,9 @@ def run(args: argparse.Namespace) -> None:
     if args.dry_run:
         pack = Path(tempfile.mkdtemp(prefix="campaign-pack-"))
         _synthetic_pack(pack, target_named(args.target or TARGETS[0].name))
+    prepared = target_file.is_file() and not args.dry_run  # a dry run's pack is synthetic
     name = args.target or (
-        json.loads(target_file.read_text())["target"] if target_file.is_file() else TARGETS[0].name
+        json.loads(target_file.read_text())["target"] if prepared else TARGETS[0].name
     )
     target = target_named(name)
     stage(campaign, "environment", lambda: environment(device))
