@@ -100,8 +100,8 @@ def noisy_image(width: int, height: int) -> tuple[np.ndarray, str]:
 
 def open_path(job: dict, emulated_bf16: bool = False):  # noqa: ANN201 - an ArrayModel
     """The model of ``job`` on its path. ``emulated_bf16``: PyTorch bf16 also on a CPU without
-    native bf16, which the library refuses as slower than fp32 (for figures only: the
-    arithmetic is the same, the speed would mislead)."""
+    native bf16, which the library refuses as slower than fp32 (for figures only: values are
+    rounded to bfloat16 alike; the speed would mislead)."""
     backend, precision = job["path"].rsplit("-", 1)
     if backend == "onnxruntime":
         return OnnxModel(job["onnx"][precision], threads=job["threads"])
@@ -305,7 +305,7 @@ def main() -> None:
     if args.int8_sizes is not None:
         int8_sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.int8_sizes]
     paths = list(args.paths)  # timed
-    figure_paths = list(paths)  # evaluated: emulated bf16 computes the same figures, slowly
+    figure_paths = list(paths)  # evaluated: emulated bf16 rounds alike, slowly
     if "torch-bf16" in paths and not cpu_has_native_bf16():
         paths.remove("torch-bf16")
         print("this CPU has no native bf16: PyTorch bf16 is evaluated, not timed")
