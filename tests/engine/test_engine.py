@@ -225,10 +225,12 @@ def test_ema_models_hold_the_average_of_the_weights_after_each_step(
     )
     result = train(cfg, tmp_path / "run")  # 2 epochs of 2 steps, validated after each
     assert result.steps == len(raw) == 4
-    # By hand: the first average is the first step's weights, then (average + weights) / 2.
+    # By hand: the first average is the first step's weights, then after n earlier updates
+    # d * average + (1 - d) * weights with d = min(0.5, (1 + n) / (10 + n)) (the warm-up).
     averages = [raw[0]]
-    for weights in raw[1:]:
-        averages.append({k: 0.5 * averages[-1][k] + 0.5 * weights[k] for k in weights})
+    for n, weights in enumerate(raw[1:], start=1):
+        d = min(0.5, (1 + n) / (10 + n))
+        averages.append({k: d * averages[-1][k] + (1 - d) * weights[k] for k in weights})
     saved = _weights(result.model_path)
     assert saved.keys() == raw[-1].keys()
     for key in saved:
@@ -246,6 +248,30 @@ def test_ema_models_hold_the_average_of_the_weights_after_each_step(
         all(torch.allclose(best[k], average[k], rtol=0, atol=1e-6) for k in best)
         for average in (averages[1], averages[3])
     )
+
+
+def test_ema_warm_up_forgets_the_starting_weights_of_a_short_run():
+    """At decay 0.999 a plain average keeps 0.999 ** 100 = 90 % of its first weights after 100
+    steps: a run whose init leaves layers fresh would save mostly those. The warm-up's decay
+    (1 + n) / (10 + n) forgets them; late updates move by exactly 1 - decay."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from restorekit.engine.step import ema_decay_with_warmup
+
+    net = torch.nn.Linear(1, 1)
+    average = AveragedModel(net, multi_avg_fn=ema_decay_with_warmup(0.999), use_buffers=True)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+        average.update_parameters(net)  # the first update copies: the starting weights
+        net.weight.fill_(1.0)  # what training moved them to
+        for _ in range(100):
+            average.update_parameters(net)
+    assert average.module.weight.item() > 1 - 1e-6  # float32 rounding; without: 0.094
+    average.n_averaged.fill_(10**6)  # long past the warm-up: d = 0.999
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+        average.update_parameters(net)
+    assert average.module.weight.item() == pytest.approx(1.001, abs=1e-6)
 
 
 def test_resumed_ema_run_matches_uninterrupted_run(photo_folder, tmp_path):

@@ -582,9 +582,9 @@ class TrainConfig(_Section):
         gt=0,
         lt=1,
         description="decay of an exponential moving average of the weights (and batch-norm "
-        "statistics), updated after every optimizer step, e.g. 0.999; validation, "
-        "best.safetensors, last.safetensors and model.safetensors then hold the averaged "
-        "weights (null: off)",
+        "statistics), updated after every optimizer step, e.g. 0.999, warmed up (after n "
+        "updates the decay is min(ema, (1 + n) / (10 + n))); validation, best.safetensors, "
+        "last.safetensors and model.safetensors then hold the averaged weights (null: off)",
     )
     init_from: Path | None = Field(
         None, description="start from these weights (model file or run; EDSR x3/x4 from x2)"

@@ -12,7 +12,7 @@ from typing import cast
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from restorekit.configs.schema import Config
 from restorekit.degrade.noise import NoiseModel, parse_noise
@@ -45,6 +45,36 @@ def check_precision(precision: str, device: torch.device) -> None:
             "train.precision=bf16 on a CPU without native bf16: emulated, likely slower than fp32",
             stacklevel=2,
         )
+
+
+def ema_decay_with_warmup(decay: float):
+    """The weight average's update (``AveragedModel``'s ``multi_avg_fn``) for train.ema: after
+    ``n`` earlier updates the average moves by ``1 - d`` towards the new weights, with
+    ``d = min(decay, (1 + n) / (10 + n))`` (the warm-up of TensorFlow's
+    ``ExponentialMovingAverage(num_updates=...)``).
+
+    Without the warm-up the first weights keep a share ``decay ** steps`` of the average: 52 %
+    after 651 steps at 0.999, so a short run, or one whose ``init_from`` leaves layers freshly
+    initialised, would save mostly its starting point (seen: an EDSR x3 run from x2 weights
+    validated at 18.3 dB, below bicubic upscaling). With it that share is below
+    ``9! / steps ** 9`` (under 1e-10 after 100 steps) and a long run's average is unchanged
+    (the decay reaches ``decay`` after ``(10 * decay - 1) / (1 - decay)`` updates: 8,991 at 0.999).
+    ``n`` stays a tensor on the weights' device: no host synchronisation per step.
+    """
+
+    @torch.no_grad()
+    def update(averages: list, weights: list, n: torch.Tensor) -> None:
+        if not (torch.is_floating_point(averages[0]) or torch.is_complex(averages[0])):
+            for average, weight in zip(averages, weights, strict=True):  # integer buffers
+                average.copy_(weight)
+            return
+        n = n.double()
+        step = (1 - torch.clamp((1 + n) / (10 + n), max=decay)).to(averages[0].dtype)
+        moves = torch._foreach_sub(weights, averages)
+        torch._foreach_mul_(moves, step)
+        torch._foreach_add_(averages, moves)
+
+    return update
 
 
 @dataclass
@@ -96,7 +126,7 @@ class Stepper:
         ema = None
         if cfg.train.ema is not None:  # a copy of the plain network, before any wrapper
             ema = AveragedModel(
-                model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True
+                model, multi_avg_fn=ema_decay_with_warmup(cfg.train.ema), use_buffers=True
             )
         net = wrap(model, context)
         if cfg.train.compile:  # compiling a Module gives a Module (an OptimizedModule)
