@@ -131,6 +131,9 @@ TARGETS: tuple[Target, ...] = (
             "data.repeat=40",
             "model.arch=unet-n2n",
             "train.init_from=ne2ne-gauss25",
+            # a fresh optimiser at full rate first sets a trained model back (README)
+            "optim.warmup_steps=200",
+            "train.ema=0.999",  # warmed up: safe in a short window (README)
         ),
     ),
     Target(

@@ -139,12 +139,12 @@ def test_inference_benchmark_quick_run_measures_paths_memory_and_figures(tmp_pat
     out = tmp_path / "inference.json"
     command = [sys.executable, str(BENCHMARKS / "inference.py"), "--quick", "--threads", "1"]
     command += ["--model", str(tmp_path / "tiny.safetensors"), "--sizes", "64x48", "--json"]
-    command += [str(out), "--paths", "torch-fp32", "onnxruntime-fp32"]
+    command += [str(out), "--paths", "torch-fp32", "onnxruntime-fp32", "onnxruntime-int8"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     results = {r["path"]: r for r in report["results"]}
-    assert set(results) == {"torch-fp32", "onnxruntime-fp32"}
+    assert set(results) == {"torch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     assert results["torch-fp32"]["ratio_to_torch_fp32"] == 1.0
     for result in results.values():
         assert result["megapixels_per_s"] > 0 and result["tiles"] == 1
@@ -155,3 +155,29 @@ def test_inference_benchmark_quick_run_measures_paths_memory_and_figures(tmp_pat
     else:  # no benchmark data on this machine: speed and memory only
         assert report["figures"] == {}
     assert report["machine"]["processor"]["model_name"] is not None
+
+
+def test_a_partial_precision_measure_keeps_the_other_paths_of_the_same_weights(tmp_path):
+    """``--record-zoo --paths torch-fp32 onnxruntime-int8`` re-measures int8 alone: the record's
+    other paths stay when the evaluation and its fp32 figure are the same, and not otherwise."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("inference", BENCHMARKS / "inference.py")
+        inference = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(inference)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    record = tmp_path / "precision.json"
+    psnr = {"torch-fp32": 33.0, "torch-bf16": 32.99, "onnxruntime-int8": 28.5}
+    old = {"evaluation": "Set14 x2", "psnr": psnr, "fp32": 33.0, "command": "first"}
+    old["change_db"] = {"torch-bf16": -0.01, "onnxruntime-int8": -4.5}
+    record.write_text(json.dumps(old))
+    new = {"evaluation": "Set14 x2", "psnr": {"torch-fp32": 33.0, "onnxruntime-int8": 32.9}}
+    new |= {"fp32": 33.0, "change_db": {"onnxruntime-int8": -0.1}, "command": "second"}
+    merged = inference.merged_precision(record, new)
+    assert merged["change_db"] == {"torch-bf16": -0.01, "onnxruntime-int8": -0.1}
+    assert merged["psnr"]["torch-bf16"] == 32.99 and merged["psnr"]["onnxruntime-int8"] == 32.9
+    assert merged["command"] == "second" and merged["earlier_commands"] == ["first"]
+    other_weights = new | {"fp32": 33.2}
+    assert inference.merged_precision(record, other_weights) == other_weights
+    assert inference.merged_precision(tmp_path / "none.json", new) == new
