@@ -109,6 +109,21 @@ class Target:
         return tuple(dict.fromkeys((*self.train_sets, self.val_set)))
 
 
+def edsr_target(preset: str, init_from: str) -> Target:
+    """An EDSR-baseline continued (or, x3/x4, started from x2) on the 291 images: warm-up,
+    the weight average, fp32 (the first window's table, H200, torch 2.11: fp32 1919 images/s,
+    bf16 1156: launch-bound at batch 16)."""
+    overrides = (
+        "data.skip_small=true",
+        "data.repeat=55",
+        f"train.init_from={init_from}",
+        "optim.warmup_steps=200",
+        "train.ema=0.999",
+        "train.precision=fp32",
+    )
+    return Target(preset, preset, ("T91", "BSD200_train"), "T91", overrides)
+
+
 VAL_IMAGES = 12
 """Validation images a target reads (a set used only for validation travels cut to these)."""
 GPU_COMMON = (
@@ -136,21 +151,7 @@ TARGETS: tuple[Target, ...] = (
             "train.ema=0.999",  # warmed up: safe in a short window (README)
         ),
     ),
-    Target(
-        "edsr-baseline-x2",
-        "edsr-baseline-x2",
-        ("T91", "BSD200_train"),
-        "T91",
-        (
-            "data.skip_small=true",
-            "data.repeat=55",
-            "train.init_from=edsr-baseline-x2",
-            "optim.warmup_steps=200",
-            "train.ema=0.999",
-            # the first window's table (H200, torch 2.11): fp32 1919 images/s, bf16 1156
-            "train.precision=fp32",
-        ),
-    ),
+    edsr_target("edsr-baseline-x2", init_from="edsr-baseline-x2"),
     Target(
         "ne2ne-gauss5_50",
         "ne2ne-gauss5_50",
@@ -165,36 +166,10 @@ TARGETS: tuple[Target, ...] = (
         "BSD200_train",
         ("data.noise_once=true", "method.masked_fraction=0.02"),
     ),
-    Target(
-        "edsr-baseline-x3",
-        "edsr-baseline-x3",
-        ("T91", "BSD200_train"),
-        "T91",
-        (
-            "data.skip_small=true",
-            "data.repeat=55",
-            "train.init_from=edsr-baseline-x3",  # since session 16 from x2 stage 5's body
-            "optim.warmup_steps=200",
-            "train.ema=0.999",
-            "train.precision=fp32",  # as x2's window measured (launch-bound at batch 16)
-        ),
-    ),
-    Target(
-        "edsr-baseline-x4",
-        "edsr-baseline-x4",
-        ("T91", "BSD200_train"),
-        "T91",
-        (
-            "data.skip_small=true",
-            "data.repeat=55",
-            # the shipped x4 grew from x2's stage-1 body; x3 from x2's stage 5 gained 0.19 dB of
-            # validation over its own lineage in 651 CPU steps (session 16): the paper's way
-            "train.init_from=edsr-baseline-x2",
-            "optim.warmup_steps=200",
-            "train.ema=0.999",
-            "train.precision=fp32",
-        ),
-    ),
+    edsr_target("edsr-baseline-x3", init_from="edsr-baseline-x3"),  # from x2 stage 5 since s16
+    # the shipped x4 grew from x2's stage-1 body; x3 from x2's stage 5 gained 0.19 dB of
+    # validation over its own lineage in 651 CPU steps (session 16): the paper's way
+    edsr_target("edsr-baseline-x4", init_from="edsr-baseline-x2"),
     Target("rednet-denoise", "rednet-denoise", ("Train400",), "BSD200_train", ()),
     Target(
         "ne2ne-poisson30",
