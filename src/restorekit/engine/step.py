@@ -57,7 +57,7 @@ def ema_decay_with_warmup(decay: float):
     after 651 steps at 0.999, so a short run, or one whose ``init_from`` leaves layers freshly
     initialised, would save mostly its starting point (seen: an EDSR x3 run from x2 weights
     validated at 18.3 dB, below bicubic upscaling). With it that share is below
-    ``9! / steps ** 9`` (under 1e-10 after 100 steps) and a long run's average is unchanged
+    ``10! / steps ** 9`` (under 1e-11 after 100 steps) and a long run's average is unchanged
     (the decay reaches ``decay`` after ``(10 * decay - 1) / (1 - decay)`` updates: 8,991 at 0.999).
     ``n`` stays a tensor on the weights' device: no host synchronisation per step.
     """
