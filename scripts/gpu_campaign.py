@@ -150,7 +150,7 @@ TARGETS: tuple[Target, ...] = (
             "optim.warmup_steps=200",
             "train.ema=0.999",  # warmed up: safe in a short window (README)
             # keep the regulariser at its end weight: 20 steps with the ramp restarted near 0
-            # cost the shipped model 0.20 dB of validation, with it kept 0.03 (README)
+            # cost the model of commit ae361cc 0.20 dB of validation, with it kept 0.03 (README)
             "method.ramp_start=1",
         ),
     ),

@@ -9,7 +9,7 @@ The paper's gamma is lambda2 * increase_ratio at the end of training (2 by defau
 ``ramp_start`` (0 in the authors' code) is where the ramp starts, as a fraction of its end:
 r = (ramp_start + (1 - ramp_start) * epoch / epochs) * increase_ratio. A fine-tuning stage that
 starts from a trained model sets it to 1 and keeps the regulariser at its end weight throughout,
-instead of restarting it near 0: 20 steps from the shipped ``ne2ne-gauss25`` (lr warming up to
+instead of restarting it near 0: 20 steps from ``ne2ne-gauss25`` of commit ae361cc (lr warming up to
 1e-5) moved validation (first 12 T91 images, sigma 25) from 30.33 dB to 30.13 with ramp_start 0
 and to 30.30 with 1 (the regulariser-free loss at the ramp's start pulls a trained model away).
 """
