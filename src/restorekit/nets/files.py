@@ -22,23 +22,23 @@ from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
 from restorekit.nets.colour import NOT_CARRIED, adapt_colour
+from restorekit.nets.storage import Storage, dequantize, is_scale, stored_tensors
 
 
 def save_model(
     path: str | Path,
     net: nn.Module,
     descriptor: ModelDescriptor,
-    dtype: torch.dtype | None = None,
+    storage: Storage = "float32",
 ) -> None:
     """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically.
 
-    ``dtype`` (e.g. ``torch.float16``, as the zoo stores its models: half the bytes) converts
-    the floating-point tensors on the way; integer buffers are kept. Loading upcasts them to the
-    network's own dtype (float32), so a stored dtype never changes how the model runs.
+    ``storage`` (:mod:`restorekit.nets.storage`): ``float32`` as trained; ``float16`` (half
+    the bytes) or ``int8`` (convolution weights in int8 with per-channel scales, about a
+    quarter) as the zoo stores its models. Loading reads every storage back into the network's
+    own float32, so a storage never changes how the model runs, only its rounding.
     """
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    if dtype is not None:
-        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    tensors = stored_tensors(net, storage)
     metadata = {METADATA_KEY: descriptor.model_dump_json()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
@@ -54,7 +54,7 @@ def count_parameters(path: str | Path) -> int:
         return sum(
             math.prod(handle.get_slice(name).get_shape())
             for name in handle.keys()  # noqa: SIM118 - safe_open has no __iter__
-            if not name.endswith(BUFFER_SUFFIXES)
+            if not name.endswith(BUFFER_SUFFIXES) and not is_scale(name)
         )
 
 
@@ -82,7 +82,7 @@ def _read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        return dequantize(load_file(str(path)))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling refusal is reported the same way
@@ -121,7 +121,7 @@ def load_state(net: nn.Module, tensors: dict[str, torch.Tensor], source: str | P
         raise ModelLoadError(
             f"{source}: weights do not fit the architecture; " + "; ".join(problems)
         )
-    net.load_state_dict(tensors)  # copies into the network's tensors: float16 is upcast
+    net.load_state_dict(tensors)  # copies into the network's float32 tensors: float16 is upcast
 
 
 def load_state_except(

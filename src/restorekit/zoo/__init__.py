@@ -1,5 +1,6 @@
-"""Shipped models: one folder each, holding ``model.safetensors`` (float16 weights, upcast at
-load), ``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval
+"""Shipped models: one folder each, holding ``model.safetensors`` (weights stored compactly:
+float16, or int8 with per-channel scales, :mod:`restorekit.nets.storage`; read back as
+float32), ``card.md`` (how it was made) and ``eval/*.json`` (the output of ``restorekit eval
 --json`` on each benchmark set). Their ONNX graphs are not shipped: they are exported from the
 weights on first use into a per-user cache (:mod:`restorekit.infer.onnx_cache`).
 ``speed.json`` and ``precision.json`` (optional; written by ``python benchmarks/inference.py
