@@ -3,12 +3,14 @@
     python scripts/ship_model.py RUN_DIR NAME [--weights final|best] [--command "..."]...
         [--storage float16|int8]
     python scripts/ship_model.py src/restorekit/zoo/NAME/model.safetensors NAME --storage int8
+        [--int8-min-values N]
 
 Writes ``src/restorekit/zoo/NAME/model.safetensors`` in a compact storage
 (:mod:`restorekit.nets.storage`): ``float16`` by default (half the bytes), or ``int8``
 (convolution weights in int8 with per-channel scales; the image-facing first and last
-convolutions in float16), and checks that it exports to ONNX with parity (the export itself is
-not shipped: it is made on first use into a per-user cache, :mod:`restorekit.infer.onnx_cache`).
+convolutions, and weights of fewer than ``--int8-min-values`` values, in float16), and checks
+that it exports to ONNX with parity (the export itself is not shipped: it is made on first use
+into a per-user cache, :mod:`restorekit.infer.onnx_cache`).
 From a run folder the descriptor's ``training`` gains the run's command history (the
 ``--command`` values, for commands that predate the run's ``commands.log``, then that log) and
 the source checkpoint. Given a model file (a shipped model, to store it another way), the
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from restorekit.infer.onnx_export import export_onnx
 from restorekit.nets.files import load_model_file, save_model
-from restorekit.nets.storage import STORAGES
+from restorekit.nets.storage import MIN_INT8_VALUES, STORAGES
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "restorekit" / "zoo"
 
@@ -38,6 +40,12 @@ def main() -> None:
     parser.add_argument("--command", action="append", default=[], help="a command of the run")
     parser.add_argument(
         "--storage", choices=[s for s in STORAGES if s != "float32"], default="float16"
+    )
+    parser.add_argument(
+        "--int8-min-values",
+        type=int,
+        default=MIN_INT8_VALUES,
+        help="with --storage int8: smaller convolution weights stay float16",
     )
     args = parser.parse_args()
 
@@ -56,7 +64,9 @@ def main() -> None:
         training = {**descriptor.training, "commands": commands, "source": source.name}
         descriptor = descriptor.model_copy(update={"training": training})
     target = ZOO / args.name / "model.safetensors"
-    save_model(target, net, descriptor, args.storage)  # atomic: the source is read first
+    save_model(
+        target, net, descriptor, args.storage, args.int8_min_values
+    )  # atomic: the source is read first
     size = target.stat().st_size / 1e6
     print(
         f"wrote {target} ({size:.2f} MB, {args.storage}) from {source}, "

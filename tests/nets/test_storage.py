@@ -97,3 +97,17 @@ def test_a_scale_without_its_int8_weight_is_named_as_unexpected(tmp_path):
     save_file(tensors, str(path), metadata=metadata)
     with pytest.raises(ModelLoadError, match=r"unexpected tensors: blocks\.0\.conv1\.weight\.int8"):
         load_model_file(path)
+
+
+def test_a_raised_threshold_rounds_only_the_large_convolutions(tmp_path):
+    torch.manual_seed(0)
+    net = build_net("unet-csbdeep", in_channels=1, out_channels=1, depth=2, features=8).eval()
+    names = {k: v.numel() for k, v in net.state_dict().items()}
+    everything = int8_weight_names(net)
+    large = int8_weight_names(net, int8_min_values=2000)
+    assert large and large < everything
+    assert all(names[k] >= 2000 for k in large)
+    assert all(names[k] < 2000 for k in everything - large)
+    descriptor = ModelDescriptor(arch="unet-csbdeep", arch_args={"depth": 2, "features": 8})
+    save_model(tmp_path / "m.safetensors", net, descriptor, "int8", int8_min_values=2000)
+    assert {k for k, dtype in _dtypes(tmp_path / "m.safetensors").items() if dtype == "I8"} == large

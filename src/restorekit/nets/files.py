@@ -22,7 +22,13 @@ from restorekit.errors import ModelLoadError
 from restorekit.io import atomic_write
 from restorekit.nets import build_net
 from restorekit.nets.colour import NOT_CARRIED, adapt_colour
-from restorekit.nets.storage import Storage, dequantize, is_scale, stored_tensors
+from restorekit.nets.storage import (
+    MIN_INT8_VALUES,
+    Storage,
+    dequantize,
+    is_scale,
+    stored_tensors,
+)
 
 
 def save_model(
@@ -30,15 +36,17 @@ def save_model(
     net: nn.Module,
     descriptor: ModelDescriptor,
     storage: Storage = "float32",
+    int8_min_values: int = MIN_INT8_VALUES,
 ) -> None:
     """Write ``net``'s weights and ``descriptor`` to a safetensors file, atomically.
 
     ``storage`` (:mod:`restorekit.nets.storage`): ``float32`` as trained; ``float16`` (half
     the bytes) or ``int8`` (convolution weights in int8 with per-channel scales, about a
-    quarter) as the zoo stores its models. Loading reads every storage back into the network's
+    quarter; weights of fewer than ``int8_min_values`` values stay float16) as the zoo stores
+    its models. Loading reads every storage back into the network's
     own float32, so a storage never changes how the model runs, only its rounding.
     """
-    tensors = stored_tensors(net, storage)
+    tensors = stored_tensors(net, storage, int8_min_values)
     metadata = {METADATA_KEY: descriptor.model_dump_json()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 

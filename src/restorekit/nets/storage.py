@@ -7,8 +7,10 @@ Storages (``STORAGES``), chosen when a model is written (``save_model(..., stora
 - ``int8``: the convolution weights in int8 with one float32 scale per output channel
   (symmetric: ``weight = code * scale``, ``scale = max |weight| / 127`` over the slice), about a
   quarter of the float32 bytes; kept in float16: the first and the last convolution in the
-  network's module order (they read and write the image, where rounding shows most), tensors of
-  fewer than :data:`MIN_INT8_VALUES` values, and every other floating-point tensor (biases,
+  network's module order (they read and write the image, where rounding shows most), weights of
+  fewer than ``int8_min_values`` values (default :data:`MIN_INT8_VALUES`; a U-Net measured to
+  be sensitive at full resolution raises it so that only its large, low-resolution convolutions
+  are rounded: ``n2v-bsd68`` uses 300,000), and every other floating-point tensor (biases,
   batch-norm statistics). The scale of tensor ``NAME`` is stored as ``NAME`` +
   :data:`SCALE_SUFFIX`, so the file stays a plain safetensors file.
 
@@ -35,7 +37,7 @@ MIN_INT8_VALUES = 1024
 """Smaller weights stay float16: their int8 saving is a few hundred bytes."""
 
 
-def int8_weight_names(net: nn.Module) -> set[str]:
+def int8_weight_names(net: nn.Module, int8_min_values: int = MIN_INT8_VALUES) -> set[str]:
     """State-dict names of the weights the ``int8`` storage rounds to int8 (see the module)."""
     convolutions = [
         (name, module)
@@ -46,16 +48,18 @@ def int8_weight_names(net: nn.Module) -> set[str]:
     return {
         f"{name}.weight" if name else "weight"
         for name, module in inner
-        if module.weight.numel() >= MIN_INT8_VALUES
+        if module.weight.numel() >= int8_min_values
     }
 
 
-def stored_tensors(net: nn.Module, storage: Storage) -> dict[str, torch.Tensor]:
+def stored_tensors(
+    net: nn.Module, storage: Storage, int8_min_values: int = MIN_INT8_VALUES
+) -> dict[str, torch.Tensor]:
     """``net``'s state dict as ``storage`` writes it (CPU, contiguous); integer buffers kept."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if storage == "float32":
         return tensors
-    rounded = int8_weight_names(net) if storage == "int8" else set()
+    rounded = int8_weight_names(net, int8_min_values) if storage == "int8" else set()
     stored: dict[str, torch.Tensor] = {}
     for name, tensor in tensors.items():
         if name in rounded:
